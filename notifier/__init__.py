@@ -1,0 +1,1 @@
+"""flatguard notifier package."""
