@@ -79,7 +79,9 @@ class Publisher(_Sequenced):
 
     def __init__(self, ctx: zmq.Context[Any], endpoint: str, source: str) -> None:
         super().__init__(source)
-        self.sock = ctx.socket(zmq.PUB)
+        # A zmq.asyncio socket returns a Future holding zmq.Again instead of raising it (the drop
+        # would go uncounted): always publish through a plain socket of a shadow context.
+        self.sock = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
         _setup(self.sock)
         self.sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
         self.sock.connect(endpoint)

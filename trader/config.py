@@ -66,6 +66,8 @@ class ExchangeConfig:
     poll_interval: float = field(default=1.0, metadata=_rule(positive))  # s, feed = "poll"
     retry_budget: int = field(default=5, metadata=_rule(positive))  # consecutive transient errors
     retry_window: float = field(default=60.0, metadata=_rule(positive))  # s without success
+    weight_limit: int = field(default=2400, metadata=_rule(positive))  # request weight / minute
+    weight_headroom: float = field(default=0.8, metadata=_rule(fraction))  # above: polls wait
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class RiskConfig:
     loop_window: float = field(default=600.0, metadata=_rule(positive))
     loop_max_round_trips: int = field(default=20, metadata=_rule(positive))
     loop_max_cost: float = field(default=50.0, metadata=_rule(positive))
+    # s a symbol stays REDUCING after a first loop breach; 0 = until a person resumes/unbans
+    loop_cooldown: float = field(default=0.0, metadata=_rule(non_negative))
     max_drawdown: float = field(default=0.10, metadata=_rule(fraction))
     max_daily_loss: float = field(default=500.0, metadata=_rule(positive))
     margin_warn: float = field(default=0.5, metadata=_rule(fraction))
@@ -160,6 +164,8 @@ class SinkConfig:
     queue_size: int = field(default=100, metadata=_rule(positive))
     rate_per_minute: int = field(default=20, metadata=_rule(positive))
     timeout: float = field(default=10.0, metadata=_rule(positive))
+    retries: int = field(default=3, metadata=_rule(non_negative))  # transient errors, per message
+    backoff: float = field(default=1.0, metadata=_rule(positive))  # s, doubles per retry (max 30 s)
 
 
 SINK_KINDS = ("console", "telegram", "pushover", "ntfy", "discord", "webhook", "twilio")
@@ -336,6 +342,8 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"{src}: exchange.symbols must name at least one market")
     if cfg.risk.margin_warn >= cfg.risk.margin_reduce:
         raise ConfigError(f"{src}: risk.margin_warn must be below risk.margin_reduce")
+    if cfg.risk.stale_pause >= cfg.risk.stale_halt:
+        raise ConfigError(f"{src}: risk.stale_pause must be below risk.stale_halt")
     if cfg.killswitch.recv_window > 60000:
         raise ConfigError(f"{src}: killswitch.recv_window must be <= 60000 (Binance's maximum)")
     if cfg.telegram.enabled and not cfg.telegram.allowed_users:

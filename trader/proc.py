@@ -32,7 +32,13 @@ log = logging.getLogger("flatguard")
 
 
 def setup_logging(proc: str) -> None:
-    """One line per event, key=value, to stderr (the supervisor's console)."""
+    """One line per event, key=value, to stderr (the supervisor's console).
+
+    ``kill -USR1 <pid>`` dumps every thread's stack: the first question about a hang.
+    """
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(
         level=os.environ.get("FLATGUARD_LOG_LEVEL", "INFO"),
         format=f"%(asctime)s {proc:<10} %(levelname)-7s %(message)s",
@@ -85,6 +91,14 @@ class Child:
             payload["metrics"] = METRICS.samples()
         asyncio.get_running_loop().create_task(self.sup.send_oneway("hb", payload))
 
+    def close(self) -> None:
+        """Close every socket, then the context. Sockets of shadow contexts (notify, publish)
+        must be closed first: zmq_ctx_term waits forever for a socket left open."""
+        if self.notify is not None:
+            self.notify.close()
+        self.sup.close()
+        self.ctx.destroy(0)
+
     async def ready(self, **info: Any) -> None:
         self.state = "RUNNING"
         await self.sup.send_oneway("ready", {"proc": self.name, "pid": os.getpid(), **info})
@@ -94,13 +108,16 @@ class Child:
 class NotifyClient:
     """Non-blocking notification sender (PUSH). At the HWM a send fails at once and is counted."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, paths: runpaths.RunPaths, source: str) -> None:
+    def __init__(self, ctx: zmq.Context[Any], paths: runpaths.RunPaths, source: str) -> None:
         import zmq
 
         self._seq = bus._Sequenced(source)
         self._socks = {}
+        # A zmq.asyncio socket would return a Future holding zmq.Again instead of raising it
+        # (the drop would go uncounted): send through plain sockets of a shadow context.
+        sync_ctx = zmq.Context.shadow(ctx.underlying)
         for lane, ep in (("normal", paths.notify), ("emergency", paths.emergency)):
-            s = ctx.socket(zmq.PUSH)
+            s = sync_ctx.socket(zmq.PUSH)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.SNDHWM, 1000)
             s.connect(ep)

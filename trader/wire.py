@@ -67,7 +67,6 @@ def decode(frames: list[bytes]) -> Message:
             body,
             raw=False,
             strict_map_key=True,
-            max_buffer_size=MAX_BODY,
             max_str_len=MAX_BODY,
             max_bin_len=MAX_BODY,
             max_array_len=100_000,

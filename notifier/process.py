@@ -1,0 +1,188 @@
+"""The notifier process: PULL intake on two lanes, requests (ack, stats, digest), events.
+
+Sockets: PULL bound on ``paths.notify`` (info/warning) and ``paths.emergency`` (critical),
+ROUTER on ``paths.notifier`` (ops ``ack {key?}``, ``stats {}``, ``digest {}``), SUB on
+``paths.events_out`` (``account``, ``fill.``). The main loop wakes every heartbeat interval:
+heartbeat, dedup summaries, alert repeats, digest. On SIGTERM it drains briefly and exits 0.
+
+Lifecycle: STARTING -> RUNNING -> STOPPING -> STOPPED. A bad sink config exits 2 before READY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from notifier import sinks as sinks_mod
+from notifier.digest import AccountWatch, Out
+from notifier.errors import SinkConfigError
+from notifier.lanes import Dispatcher
+from notifier.message import Notification, parse
+from trader import bus, proc
+from trader.protocol import ACCOUNT, FILL
+from trader.wire import Message
+
+log = logging.getLogger("flatguard.notifier")
+BATCH = 256  # messages read per turn before yielding to the other lanes
+DRAIN = 2.0  # s given to queued messages at stop
+RECEIPT_POLL = 30.0  # s between checks of sinks' own acknowledgements
+
+
+class Intake:
+    """A bound PULL socket read in batches: a flood cannot hold the event loop."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+        path = endpoint.removeprefix("ipc://")
+        if endpoint.startswith("ipc://") and os.path.exists(path):
+            os.unlink(path)  # stale socket from a crashed run (see bus.Responder)
+        self.sock = ctx.socket(zmq.PULL)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 10_000)
+        self.sock.bind(endpoint)
+        self._sync = zmq.Socket.shadow(self.sock.underlying)
+        self.endpoint = endpoint
+        self.malformed = 0
+
+    async def run(self, on: Callable[[Notification], None]) -> None:
+        while True:
+            await self.sock.poll(flags=zmq.POLLIN)
+            for _ in range(BATCH):
+                try:
+                    frames = self._sync.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                msg = bus.decode_counted(frames)
+                try:
+                    if msg is None or msg.topic != "notify":
+                        raise ValueError("not a notify message")
+                    n = parse(msg.data, msg.src)
+                except ValueError as e:
+                    self.malformed += 1
+                    log.warning(proc.kv(event="bad_notification", error=str(e)[:120]))
+                    continue
+                on(n)
+            await asyncio.sleep(0)
+
+    def close(self) -> None:
+        self.sock.close(0)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.endpoint.removeprefix("ipc://"))
+
+
+class Notifier:
+    def __init__(self, child: proc.Child, sinks: list[sinks_mod.Sink]) -> None:
+        self.child = child
+        self.cfg = child.cfg
+        self.disp = Dispatcher(sinks, self.cfg.notify)
+        self.watch = AccountWatch(self.cfg.notify, time.time())
+        self.events = 0
+
+    def publish(self, n: Notification) -> None:
+        self.watch.on_notification(n.level)
+        self.disp.publish(n)
+
+    def _emit(self, outs: list[Out]) -> None:
+        now = time.time()
+        for o in outs:
+            self.publish(Notification(o.level, o.title, o.text, o.key, now))
+
+    def on_event(self, msg: Message) -> None:
+        self.events += 1
+        if msg.topic == ACCOUNT:
+            self._emit(self.watch.on_account(msg.data))
+        elif msg.topic.startswith(FILL):
+            self._emit(self.watch.on_fill(msg.data))
+
+    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
+        if op == "ack":
+            key = args.get("key")
+            if key is not None and not isinstance(key, str):
+                raise ValueError("ack: key must be a string")
+            return {"acked": self.disp.ack(key)}
+        if op == "stats":
+            return {**self.disp.snapshot(), "events": self.events,
+                    "malformed": sum(i.malformed for i in self.intakes)}
+        if op == "digest":
+            out = self.watch.digest(time.time())
+            self._emit([out])
+            return {"title": out.title, "text": out.text}
+        raise ValueError(f"unknown op {op!r}; known: ack, stats, digest")
+
+    async def events_loop(self, sub: bus.Subscriber) -> None:
+        while True:
+            msg = await sub.recv()
+            if msg is not None:
+                self.on_event(msg)
+
+    async def run(self) -> int:
+        child, paths = self.child, self.child.paths
+        self.intakes = [Intake(child.ctx, paths.notify), Intake(child.ctx, paths.emergency)]
+        responder = bus.Responder(child.ctx, paths.notifier, "notifier")
+        sub = bus.Subscriber(child.ctx, paths.events_out, [ACCOUNT, FILL])
+        await self.disp.start()
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(i.run(self.publish)) for i in self.intakes]
+        tasks += [loop.create_task(responder.serve(self.handle)),
+                  loop.create_task(self.events_loop(sub))]
+        await child.ready(sinks=list(self.disp.sinks))
+        log.info(proc.kv(event="notifier_ready", sinks=",".join(self.disp.sinks),
+                         emergency=",".join(self.disp.emergency)))
+        interval = min(child.cfg.supervisor.heartbeat_interval, 1.0)
+        next_poll = time.monotonic() + RECEIPT_POLL
+        try:
+            while not child.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.stop.wait(), interval)
+                child.beat()
+                self.disp.tick()
+                self._emit(self.watch.tick(time.time()))
+                if time.monotonic() >= next_poll and self.disp.alerts.active:
+                    next_poll = time.monotonic() + RECEIPT_POLL
+                    loop.create_task(self.disp.poll_receipts())
+                if child.supervisor_lost():
+                    log.error(proc.kv(event="supervisor_lost", action="stop"))
+                    child.stop.set()
+        finally:
+            child.state = "STOPPING"
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for i in self.intakes:
+                i.close()
+            await self.disp.stop(DRAIN)
+            responder.close()
+            sub.close()
+            child.state = "STOPPED"
+            log.info(proc.kv(event="notifier_stopped", **{
+                f"{k}_{o}": v for k, st in self.disp.snapshot()["sinks"].items()  # type: ignore[union-attr]
+                for o, v in st.items() if o in ("sent", "dropped", "failed")}))
+        return 0
+
+
+async def amain() -> int:
+    child = proc.make_child("notifier")
+    proc.install_signal_handlers(child.stop)
+    try:
+        try:
+            sinks = sinks_mod.build(child.cfg)
+        except SinkConfigError as e:
+            log.error(proc.kv(event="bad_sink_config", error=str(e)))
+            return 2
+        return await Notifier(child, sinks).run()
+    finally:
+        if child.notify is not None:
+            child.notify.close()
+        child.sup.close()
+        child.ctx.destroy(0)
+
+
+def main() -> int:
+    return asyncio.run(amain())

@@ -1,0 +1,29 @@
+"""The console sink: one log line per notification on the notifier's stderr (always present)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+
+from notifier.message import Notification
+from notifier.sinks.base import Sink
+from trader.proc import kv
+
+log = logging.getLogger("flatguard.notify")
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+
+
+class ConsoleSink(Sink):
+    kind = "console"
+    max_text = 1_000_000
+
+    @property
+    def emergency(self) -> bool:
+        return True  # critical alerts always reach the console
+
+    async def send(self, http: aiohttp.ClientSession, n: Notification, part: str) -> Any:
+        log.log(_LEVELS[n.level], "%s", kv(event="notification", level=n.level, key=n.key,
+                                           source=n.source, count=n.count, repeat=n.repeat,
+                                           title=n.title, text=n.text.replace("\n", " | ")))

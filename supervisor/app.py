@@ -1,0 +1,346 @@
+"""The supervisor: spawns every process, watches them, runs the kill switch, serves /metrics.
+
+Start-up and recovery are the same path (crash-only): whatever the journal says -- HALTED, a
+flatten not yet verified, a previous run that never ended cleanly -- is acted on before the
+trader is allowed to trade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from supervisor import simchild
+from supervisor.children import FAILED, RESTARTING, RUNNING, STARTING, Child
+from supervisor.errors import StartupError
+from supervisor.flatten import Flattener
+from supervisor.killswitch import KillSwitch
+from supervisor.proxy import EventProxy
+from supervisor.requests import RequestHandlers
+from trader import bus, config, runpaths
+from trader.journal import HaltState, Journal, JournalUnusable
+from trader.metrics import Registry
+from trader.proc import NotifyClient
+from trader.protocol import CHILDREN, CONNECTOR, TRADER
+
+log = logging.getLogger("flatguard")
+
+KILLPATH_CHECK_INTERVAL = 60.0
+
+
+class Supervisor:
+    def __init__(self, cfg: config.Config, paths: runpaths.RunPaths) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self.metrics = Registry()
+        self.stop_requested = asyncio.Event()
+        self.ctx = zmq.asyncio.Context()
+        self.children: dict[str, Child] = {}
+        self.sim: simchild.SimChild | None = None
+        self.journal: Journal | None = None
+        self.killswitch: KillSwitch | None = None
+        self.flattener: Flattener | None = None
+        self.notify: NotifyClient | None = None
+        self.killpath_ready = False
+        self.killpath_failures = 0
+        self.connector_down_since: float | None = None
+        self.metrics_port = 0
+        self.shutting_down = False
+        self._lock_fd: int | None = None
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def halt(self) -> HaltState:
+        assert self.journal is not None
+        return self.journal.halt_state()
+
+    def trading_state(self) -> str:
+        if self.killswitch is not None and self.killswitch.running:
+            return "KILLING"
+        if self.halt.halted:
+            return "HALTED"
+        trader = self.children.get(TRADER)
+        return (trader.hb.state or "STARTING") if trader and trader.pid else "STOPPED"
+
+    def alert(self, level: str, title: str, text: str) -> None:
+        log.log(logging.CRITICAL if level == "critical" else logging.WARNING,
+                "ALERT level=%s title=%r text=%r", level, title, text)
+        if self.notify is not None:
+            self.notify.send(level, title, text)
+
+    def samples(self) -> list[list[Any]]:
+        """Everything /metrics shows: the supervisor's registry plus each live child's."""
+        hang = self.cfg.hang_timeout
+        for name, ch in self.children.items():
+            s = ch.summary(hang)
+            self.metrics.set("flatguard_up", 1.0 if s["up"] else 0.0, process=name)
+            age = s["heartbeat_age_s"]
+            self.metrics.set("flatguard_heartbeat_age_seconds", age if age is not None else -1,
+                             process=name)
+            self.metrics.set("flatguard_process_restarts_total", ch.restarts, process=name)
+        if self.sim is not None:
+            self.metrics.set("flatguard_up", 1.0 if self.sim.proc.returncode is None else 0.0,
+                             process="sim")
+        self.metrics.set("flatguard_halted", 1.0 if self.halt.halted else 0.0)
+        self.metrics.set("flatguard_killpath_ready", 1.0 if self.killpath_ready else 0.0)
+        out = self.metrics.samples()
+        for ch in self.children.values():
+            if ch.pid is not None:
+                out.extend(ch.hb.metrics)
+        return out
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def _lock(self) -> None:
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StartupError(
+                f"another `flatguard up` (pid {other}) is running on {self.paths.root}; "
+                "stop it first or use another --run-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _open_journal(self) -> None:
+        try:
+            self.journal = Journal(self.paths.journal)
+        except JournalUnusable as e:
+            # Fail closed: keep the evidence, start a fresh journal that says HALTED.
+            if self.paths.journal.exists():
+                aside = self.paths.journal.with_name(f"journal.db.bad-{int(time.time())}")
+                self.paths.journal.rename(aside)
+                for ext in ("-wal", "-shm"):
+                    p = self.paths.journal.with_name("journal.db" + ext)
+                    if p.exists():
+                        p.rename(aside.with_name(aside.name + ext))
+            (self.paths.root / ".journal-created").unlink(missing_ok=True)
+            self.journal = Journal(self.paths.journal)
+            self.journal.set_halt(HaltState(True, str(e), "journal", time.time(), False))
+            log.critical("journal unusable, HALTED (fail closed): %s. Once the account is flat "
+                         "and you have inspected it, `flatguard ctl resume --yes` clears it.", e)
+        if self.journal.last_run_unclean() and not self.journal.halt_state().halted:
+            self.journal.set_halt(HaltState(
+                True, "the previous run did not end cleanly (supervisor killed or crashed)",
+                "unclean_restart", time.time(), verified_flat=False))
+        self.run_id = self.journal.start_run(os.getpid())
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.sim is not None:
+            env["FLATGUARD_API_KEY"] = self.sim.api_key
+            env["FLATGUARD_API_SECRET"] = self.sim.api_secret
+        elif self.cfg.exchange.id == "sim" and not self.cfg.exchange.key_file:
+            # An external `flatguard sim` with its well-known default keys, unless told otherwise.
+            env.setdefault("FLATGUARD_API_KEY", simchild.SIM_KEY)
+            env.setdefault("FLATGUARD_API_SECRET", simchild.SIM_SECRET)
+        return env
+
+    async def _build_killpath(self) -> None:
+        from trader.exchange.keys import KeysError, load_keys
+        from trader.exchange.session import build_exchange  # ccxt: only the supervisor's up pays
+
+        ex_cfg = self.cfg.exchange
+        try:
+            keys = load_keys(ex_cfg.key_file, self.child_env())
+        except KeysError as e:
+            raise StartupError(str(e)) from None
+        key, secret = keys.key, keys.secret
+        exchange = build_exchange(
+            "binanceusdm" if ex_cfg.id == "sim" else ex_cfg.id, url=ex_cfg.url,
+            ws_url=ex_cfg.ws_url, api_key=key, api_secret=secret, testnet=ex_cfg.testnet,
+            pro=False, timeout_ms=int(ex_cfg.timeout * 1000))
+        self.flattener = Flattener(exchange, ex_cfg.symbols, self.cfg.killswitch.recv_window)
+        try:
+            await asyncio.wait_for(self.flattener.prepare(), self.cfg.supervisor.ready_timeout)
+        except Exception as e:
+            await self.flattener.close()
+            raise StartupError(
+                f"the kill path's exchange session could not be prepared ({type(e).__name__}: "
+                f"{e}); check exchange.url, the API keys and the network. Not trading without "
+                "a working kill switch.") from None
+        self.killpath_ready = True
+
+    async def _fence_trader(self) -> None:
+        trader = self.children.get(TRADER)
+        if trader is None or trader.pid is None:
+            return
+        trader.expected_exit = True
+        trader.kill_group()
+        await trader.wait_exit(5.0)
+
+    async def start(self) -> None:
+        from trader.strategy import StrategyLoadError, load_strategy
+
+        try:
+            load_strategy(self.cfg.strategy.name)  # a typo must fail now, not in the trader
+        except StrategyLoadError as e:
+            raise StartupError(f"{self.cfg.source}: strategy.name: {e}") from None
+        self._lock()
+        self._open_journal()
+        proxy_ctx = zmq.Context.instance()
+        self.proxy = EventProxy(proxy_ctx, self.paths.events_in, self.paths.events_out)
+        self.proxy.start()
+        self.server = bus.Responder(self.ctx, self.paths.supervisor, "supervisor")
+        self.handlers = RequestHandlers(self)
+        self.server_task = asyncio.get_running_loop().create_task(
+            self.server.serve(self.handlers.handle))
+        self.notify = NotifyClient(self.ctx, self.paths, "supervisor")
+        if self.cfg.metrics.enabled:
+            from supervisor.metrics_http import serve
+
+            _srv, self.metrics_port = serve(self.cfg.metrics.host, self.cfg.metrics.port,
+                                            self.samples)
+        if self.cfg.exchange.id == "sim" and not self.cfg.exchange.url:
+            self.sim = await simchild.start_sim()
+            log.info("started process=sim pid=%d url=%s", self.sim.pid, self.sim.url)
+            self.cfg = config.from_mapping(
+                {**config.to_plain(self.cfg), "exchange": {
+                    **config.to_plain(self.cfg.exchange), "url": self.sim.url}}, self.cfg.source)
+        self.paths.config_json.write_text(config.dumps(self.cfg))
+        os.chmod(self.paths.config_json, 0o600)
+        await self._build_killpath()
+        assert self.journal is not None and self.flattener is not None
+        self.killswitch = KillSwitch(self.journal, self.flattener, self.cfg.killswitch.backoff,
+                                     self.alert, self.metrics, self._fence_trader)
+        halt = self.halt
+        if halt.halted and not halt.verified_flat and halt.trigger != "abort":
+            await self.killswitch.resume_pending(halt.reason)
+        env = self.child_env()
+        for name in CHILDREN:
+            self.children[name] = Child(name, self.paths.root, env, self._on_exit)
+        for name in CHILDREN:
+            if name == TRADER and self.halt.halted:
+                log.warning("HALTED (%s: %s): the trader is not started. `flatguard ctl resume "
+                            "--yes` after checking the account.", halt.trigger, halt.reason)
+                continue
+            await self._start_child(name)
+        self.alert("info", "flatguard started",
+                   f"state={self.trading_state()} symbols={', '.join(self.cfg.exchange.symbols)}")
+
+    async def _start_child(self, name: str) -> None:
+        ch = self.children[name]
+        ch.spawn()
+        try:
+            await asyncio.wait_for(ch.ready.wait(), self.cfg.supervisor.ready_timeout)
+        except TimeoutError:
+            if ch.pid is not None and not self.shutting_down:
+                raise StartupError(
+                    f"process {name} (pid {ch.pid}) was not ready within "
+                    f"{self.cfg.supervisor.ready_timeout:g} s; see its log lines above") from None
+        if ch.state == FAILED and name != TRADER and not self.shutting_down:
+            raise StartupError(f"process {name} exited during start-up; see its log lines above")
+
+    def start_trader(self) -> None:
+        asyncio.get_running_loop().create_task(self._start_child(TRADER))
+
+    # --- watching ---------------------------------------------------------------------------
+
+    def _on_exit(self, ch: Child, code: int) -> None:
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        if ch.expected_exit or self.shutting_down:
+            log.info("stopped process=%s %s", ch.name, how)
+            return
+        log.error("process=%s pid exited unexpectedly with %s", ch.name, how)
+        if ch.name == TRADER:
+            assert self.killswitch is not None
+            if not self.halt.halted or not self.killswitch.running:
+                self.killswitch.trigger("trader_exit", f"the trader exited unexpectedly ({how})")
+            return
+        asyncio.get_running_loop().create_task(self._restart(ch, f"exited with {how}"))
+
+    async def _restart(self, ch: Child, why: str) -> None:
+        sc = self.cfg.supervisor
+        if not ch.allow_restart(sc.restart_intensity, sc.restart_period):
+            ch.state = FAILED
+            self.alert("critical", f"{ch.name} keeps failing",
+                       f"{ch.name} {why}; more than {sc.restart_intensity} restarts in "
+                       f"{sc.restart_period:g} s: giving up on it")
+            return
+        ch.state = RESTARTING
+        delay = ch.backoff(sc.restart_backoff_max)
+        ch.restart_times.append(time.monotonic())
+        self.alert("warning", f"{ch.name} restarting", f"{ch.name} {why}; restart in {delay:g} s")
+        await asyncio.sleep(delay)
+        if self.shutting_down:
+            return
+        ch.restarts += 1
+        ch.spawn()
+
+    def check_heartbeats(self) -> None:
+        now = time.monotonic()
+        hang = self.cfg.hang_timeout
+        for ch in self.children.values():
+            if ch.pid is None or ch.state not in (RUNNING, STARTING):
+                continue
+            age = now - ch.hb.at
+            if ch.state == STARTING:
+                continue  # start-up has its own ready_timeout
+            if age > hang:
+                self._hung(ch, f"no heartbeat for {age:.2f} s (limit {hang:g} s)")
+            elif ch.name == TRADER and ch.hb.last_md and \
+                    time.time() - ch.hb.last_md > self.cfg.supervisor.progress_timeout:
+                self._hung(ch, f"no market data processed for {time.time() - ch.hb.last_md:.1f} s")
+        conn = self.children.get(CONNECTOR)
+        if conn is not None and not self.shutting_down:
+            down = conn.pid is None or conn.state != RUNNING
+            if down and self.connector_down_since is None:
+                self.connector_down_since = now
+            elif not down:
+                self.connector_down_since = None
+            if (self.connector_down_since is not None and not self.halt.halted
+                    and now - self.connector_down_since > self.cfg.supervisor.connector_grace):
+                assert self.killswitch is not None
+                self.killswitch.trigger("connector_down", "the connector has been down for more "
+                                        f"than {self.cfg.supervisor.connector_grace:g} s")
+
+    def _hung(self, ch: Child, why: str) -> None:
+        assert self.killswitch is not None
+        if ch.name == TRADER:
+            self.killswitch.trigger("trader_hang", f"the trader is hung: {why}")
+            return
+        log.error("process=%s hung: %s; killing it", ch.name, why)
+        ch.expected_exit = True  # our own kill: the restart below is the policy, not on_exit
+        ch.kill_group()
+        ch.state = RESTARTING
+        asyncio.get_running_loop().create_task(self._restart(ch, f"hung ({why})"))
+
+    async def check_killpath(self) -> None:
+        assert self.flattener is not None
+        if self.killswitch is not None and self.killswitch.running:
+            return
+        try:
+            await asyncio.wait_for(self.flattener.prove(), 20)
+            self.killpath_ready, self.killpath_failures = True, 0
+        except Exception as e:
+            self.killpath_failures += 1
+            self.killpath_ready = False
+            log.error("kill path check failed (%d in a row): %s", self.killpath_failures, e)
+            if self.killpath_failures >= 2:
+                self.alert("critical", "Kill path NOT ready",
+                           f"the supervisor's exchange session failed twice: {e}")
+
+    async def watch(self) -> None:
+        interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
+        next_proof = time.monotonic() + KILLPATH_CHECK_INTERVAL
+        while not self.stop_requested.is_set():
+            self.check_heartbeats()
+            if time.monotonic() >= next_proof:
+                next_proof = time.monotonic() + KILLPATH_CHECK_INTERVAL
+                asyncio.get_running_loop().create_task(self.check_killpath())
+            try:
+                await asyncio.wait_for(self.stop_requested.wait(), interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,166 @@
+"""Child processes: spawn, see their exit at once (pidfd), track heartbeats, restart policy.
+
+An exit is seen through a pidfd registered with the event loop: the kernel makes it readable
+the moment the child dies, so there is no polling interval between a crash and the kill switch.
+A hang is a heartbeat that is ``liveness x interval`` late; heartbeats are sent from each
+child's working loop, so a loop that is stuck sends none even though the process lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("flatguard")
+
+# Lifecycle of a child as the supervisor sees it.
+STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, FAILED = (
+    "starting", "running", "restarting", "stopping", "stopped", "failed")
+
+MODULES = {
+    "trader": "trader",
+    "connector": "trader.connector",
+    "notifier": "notifier",
+    "commander": "commander",
+}
+
+# The kernel's OOM killer must pick the trader (whose death the kill switch handles) before the
+# supervisor (whose death leaves the kill path to the children). Raising is always allowed.
+OOM_SCORE_ADJ = {"trader": 500, "connector": 200, "notifier": 300, "commander": 300}
+
+
+@dataclass
+class Heartbeat:
+    at: float = 0.0  # monotonic time received
+    loop: int = 0
+    state: str = ""
+    last_md: float = 0.0
+    last_ok: float = 0.0
+    metrics: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Child:
+    name: str
+    run_dir: Path
+    env: dict[str, str]
+    on_exit: Callable[[Child, int], None]
+    proc: subprocess.Popen[bytes] | None = None
+    state: str = STOPPED
+    hb: Heartbeat = field(default_factory=Heartbeat)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarts: int = 0
+    restart_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
+    expected_exit: bool = False
+    started_at: float = 0.0
+    _pidfd: int = -1
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.returncode is None else None
+
+    def spawn(self) -> None:
+        cmd = [sys.executable, "-m", MODULES[self.name], "--run-dir", str(self.run_dir)]
+        # Own process group: the kill switch fences the trader with killpg, and a Ctrl-C in the
+        # terminal reaches only the supervisor, which decides the order of an orderly stop.
+        self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
+                                     process_group=0)
+        self.state, self.expected_exit = STARTING, False
+        self.hb = Heartbeat(at=time.monotonic())
+        self.ready.clear()
+        self.started_at = time.monotonic()
+        try:
+            with open(f"/proc/{self.proc.pid}/oom_score_adj", "w") as f:
+                f.write(str(OOM_SCORE_ADJ.get(self.name, 0)))
+        except OSError:
+            pass
+        self._watch_exit()
+        log.info("started process=%s pid=%d", self.name, self.proc.pid)
+
+    def _watch_exit(self) -> None:
+        assert self.proc is not None
+        loop = asyncio.get_running_loop()
+        proc = self.proc
+        self._pidfd = os.pidfd_open(proc.pid)
+        fd = self._pidfd
+
+        def exited() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            code = proc.wait()  # reap: the pidfd is readable only once the child is a zombie
+            if proc is self.proc:
+                self._pidfd = -1
+                self.state = STOPPED if self.expected_exit else FAILED
+                self.on_exit(self, code)
+
+        loop.add_reader(fd, exited)
+
+    def heartbeat_age(self) -> float | None:
+        if self.pid is None:
+            return None
+        return time.monotonic() - self.hb.at
+
+    def signal(self, sig: int) -> None:
+        if self.pid is None:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill_group(self) -> None:
+        """SIGKILL the child's whole process group (it leads its own group)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    async def wait_exit(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.proc is not None and self.proc.returncode is None and self._pidfd != -1:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL the group. Always reaps."""
+        if self.pid is None:
+            self.state = STOPPED
+            return
+        self.expected_exit = True
+        self.state = STOPPING
+        self.signal(signal.SIGTERM)
+        if not await self.wait_exit(timeout):
+            log.warning("process=%s did not stop within %gs: SIGKILL", self.name, timeout)
+            self.kill_group()
+            await self.wait_exit(5.0)
+
+    def allow_restart(self, intensity: int, period: float) -> bool:
+        now = time.monotonic()
+        while self.restart_times and now - self.restart_times[0] > period:
+            self.restart_times.popleft()
+        return len(self.restart_times) < intensity
+
+    def backoff(self, cap: float) -> float:
+        # 1 s doubling to the cap, by recent restarts.
+        return min(cap, 2.0 ** max(0, len(self.restart_times) - 1))
+
+    def summary(self, hang_timeout: float) -> dict[str, Any]:
+        age = self.heartbeat_age()
+        up = self.state == RUNNING and age is not None and age <= hang_timeout
+        return {"pid": self.pid, "state": self.state, "up": up,
+                "heartbeat_age_s": None if age is None else round(age, 3),
+                "restarts": self.restarts}

@@ -1,0 +1,150 @@
+"""``up`` from first line to last: start, watch, and the orderly stop.
+
+Orderly stop (SIGTERM, SIGINT, and SIGHUP -- a dropped SSH session must never leave the account
+unmanaged, so it is treated exactly like SIGTERM): the trader is stopped gracefully, then the
+account is taken flat (``supervisor.shutdown = "flatten"``, the default), only its orders
+cancelled (``"cancel"``) or left as it is (``"leave"``), through the same loop as the kill switch
+(not counted as a kill-switch run). Verified within ``shutdown_timeout``: exit 0, not halted.
+Not verified: HALTED (unverified) is written, exit 1, and the next ``up`` resumes the flatten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+import click
+
+from supervisor.app import Supervisor
+from supervisor.errors import StartupError
+from trader import config, runpaths
+from trader.journal import HaltState
+from trader.protocol import COMMANDER, CONNECTOR, NOTIFIER, TRADER
+
+log = logging.getLogger("flatguard")
+
+TRADER_STOP_TIMEOUT = 10.0
+CHILD_STOP_TIMEOUT = 10.0
+
+
+async def orderly_stop(sup: Supervisor) -> int:
+    sup.shutting_down = True
+    mode = sup.cfg.supervisor.shutdown
+    code = 0
+    t0 = time.monotonic()
+    deadline = t0 + sup.cfg.supervisor.shutdown_timeout
+    log.warning("orderly stop: shutdown=%s", mode)
+    trader = sup.children.get(TRADER)
+    if trader is not None:
+        await trader.stop(TRADER_STOP_TIMEOUT)
+    ks = sup.killswitch
+    if ks is not None and sup.flattener is not None:
+        if ks.running:
+            assert ks.task is not None
+            try:
+                await asyncio.wait_for(asyncio.shield(ks.task), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                ks.task.cancel()
+            halt = sup.halt
+            code = 0 if halt.verified_flat else 1
+        elif mode != "leave" and not (sup.halt.halted and sup.halt.trigger == "abort"):
+            outcome = await ks.flatten_until_verified(None, deadline, t0, cancel_only=mode == "cancel")
+            if outcome.verified:
+                what = "flat" if mode == "flatten" else "no open orders"
+                log.warning("orderly stop: account %s (verified, %d round(s), %.2fs)", what,
+                            outcome.rounds, outcome.duration)
+                sup.alert("info", "flatguard stopped", f"account {what}, verified on the exchange")
+            else:
+                assert sup.journal is not None
+                reason = ("orderly stop could not verify the account "
+                          f"{'flat' if mode == 'flatten' else 'free of orders'} within "
+                          f"{sup.cfg.supervisor.shutdown_timeout:g} s")
+                sup.journal.set_halt(HaltState(True, reason, "shutdown", time.time(), False))
+                sup.alert("critical", "Stop NOT verified: HALTED", reason)
+                code = 1
+        else:
+            sup.alert("info", "flatguard stopped", "positions and orders left as they are")
+    # The connector disarms the exchange's dead-man switch on SIGTERM; the notifier goes last
+    # but one so it can deliver the stop messages.
+    for name in (CONNECTOR, COMMANDER, NOTIFIER):
+        ch = sup.children.get(name)
+        if ch is not None:
+            await ch.stop(CHILD_STOP_TIMEOUT)
+    if sup.sim is not None:
+        await sup.sim.stop()
+    return code
+
+
+async def teardown(sup: Supervisor) -> None:
+    if sup._lock_fd is None:
+        return  # we never owned this run directory (another `up` holds it): touch nothing
+    for ch in sup.children.values():  # anything still alive after a failed start-up
+        if ch.pid is not None:
+            ch.expected_exit = True
+            ch.kill_group()
+            await ch.wait_exit(5.0)
+    if sup.sim is not None and sup.sim.proc.returncode is None:
+        await sup.sim.stop()
+    if getattr(sup, "server", None) is not None:
+        sup.server.close()
+    if getattr(sup, "proxy", None) is not None:
+        sup.proxy.stop()
+    if sup.notify is not None:
+        sup.notify.close()
+    if sup.flattener is not None:
+        await sup.flattener.close()
+    for p in sup.paths.socket_files():
+        p.unlink(missing_ok=True)
+    sup.paths.config_json.unlink(missing_ok=True)
+    sup.ctx.destroy(0)
+    os.close(sup._lock_fd)
+
+
+async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
+    sup = Supervisor(cfg, paths)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, sup.stop_requested.set)  # handlers only enqueue
+    code = 1
+    try:
+        try:
+            await sup.start()
+        except StartupError as e:
+            click.echo(f"error: {e}", err=True)
+            return 1
+        click.echo(
+            f"flatguard ready: state={sup.trading_state()} control={paths.control} "
+            f"metrics=http://{sup.cfg.metrics.host}:{sup.metrics_port}/metrics "
+            f"run_dir={paths.root}" + (f" sim={sup.sim.url}" if sup.sim else ""), nl=True)
+        sys.stdout.flush()
+        await sup.watch()
+        code = await orderly_stop(sup)
+        if sup.journal is not None:
+            sup.journal.end_run(sup.run_id)
+        return code
+    finally:
+        await teardown(sup)
+        log.info("flatguard stopped exit=%d", code)
+
+
+def up_main(config_path: str | None, run_dir: str | None) -> int:
+    from trader.proc import setup_logging
+
+    setup_logging("supervisor")
+    try:
+        cfg = config.load(config_path)
+        paths = runpaths.prepare(runpaths.resolve(run_dir))
+    except (config.ConfigError, runpaths.RunDirError) as e:
+        click.echo(f"error: {e}", err=True)
+        return 2 if isinstance(e, config.ConfigError) else 1
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-500")  # needs privilege; best effort (children are raised instead)
+    except OSError:
+        pass
+    os.umask(0o077)
+    return asyncio.run(run(cfg, paths))

@@ -1,0 +1,140 @@
+"""What the supervisor answers on its ROUTER (sup.sock): heartbeats, ready, halt, status, ...
+
+Heartbeats and halt requests come here on their own socket, not through the event proxy, so an
+event flood can never starve them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from supervisor.children import RUNNING, STARTING
+from supervisor.errors import Refused
+from trader.journal import HaltState
+from trader.protocol import TRADER
+from trader.wire import Message
+
+if TYPE_CHECKING:
+    from supervisor.app import Supervisor
+
+log = logging.getLogger("flatguard")
+
+
+class RequestHandlers:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+
+    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
+        fn = getattr(self, "op_" + op.replace(".", "_"), None)
+        if fn is None:
+            raise Refused(f"unknown supervisor operation {op!r}")
+        return await fn(args)
+
+    def _child_of(self, args: dict[str, Any]) -> Any:
+        ch = self.sup.children.get(str(args.get("proc")))
+        if ch is None or ch.pid != args.get("pid"):
+            return None  # a stale process from a previous generation: ignore it
+        return ch
+
+    async def op_hb(self, args: dict[str, Any]) -> None:
+        ch = self._child_of(args)
+        if ch is None:
+            return
+        hb = ch.hb
+        hb.at = time.monotonic()
+        hb.loop = int(args.get("loop", 0))
+        hb.state = str(args.get("state", ""))
+        hb.last_md = float(args.get("last_md") or 0.0)
+        hb.last_ok = float(args.get("last_ok") or 0.0)
+        if isinstance(args.get("metrics"), list):
+            hb.metrics = [m for m in args["metrics"] if isinstance(m, list) and len(m) == 3]
+
+    async def op_ready(self, args: dict[str, Any]) -> None:
+        ch = self._child_of(args)
+        if ch is None:
+            return
+        if ch.state == STARTING or ch.state != RUNNING:
+            ch.state = RUNNING
+        ch.hb.at = time.monotonic()
+        ch.ready.set()
+        log.info("ready process=%s pid=%s", ch.name, ch.pid)
+
+    async def op_halt(self, args: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(args.get("trigger") or "request")
+        reason = str(args.get("reason") or "halt requested")
+        source = str(args.get("source") or "?")
+        assert self.sup.killswitch is not None
+        started = self.sup.killswitch.trigger(trigger, f"{reason} (from {source})")
+        return {"started": started, "halted": True}
+
+    async def op_kill(self, args: dict[str, Any]) -> dict[str, Any]:
+        return await self.op_halt({"trigger": "command", "source": args.get("source", "command"),
+                                   "reason": args.get("reason") or "kill command"})
+
+    async def op_status(self, args: dict[str, Any]) -> dict[str, Any]:
+        sup = self.sup
+        halt = sup.halt
+        ks = sup.killswitch
+        procs = {n: c.summary(sup.cfg.hang_timeout) for n, c in sup.children.items()}
+        if sup.sim is not None:
+            alive = sup.sim.proc.returncode is None
+            procs["sim"] = {"pid": sup.sim.pid if alive else None, "up": alive,
+                            "state": "running" if alive else "stopped", "heartbeat_age_s": None,
+                            "restarts": 0}
+        return {
+            "processes": procs,
+            "halted": halt.halted,
+            "halt": {"reason": halt.reason, "trigger": halt.trigger, "since": halt.since,
+                     "verified_flat": halt.verified_flat},
+            "trading_state": sup.trading_state(),
+            "killpath_ready": sup.killpath_ready,
+            "killswitch": {"running": bool(ks and ks.running),
+                           "rounds": ks.current_rounds if ks else 0},
+            "metrics_port": sup.metrics_port,
+            "supervisor_pid": __import__("os").getpid(),
+        }
+
+    async def op_resume(self, args: dict[str, Any]) -> dict[str, Any]:
+        sup = self.sup
+        assert sup.journal is not None and sup.killswitch is not None
+        if sup.killswitch.running:
+            raise Refused("the kill switch is still flattening; wait until the account is "
+                          "verified flat (see `flatguard ctl info`)")
+        halt = sup.halt
+        if not halt.halted:
+            raise Refused("not halted: nothing to resume")
+        if not halt.verified_flat and halt.trigger != "abort":
+            raise Refused("the account is not verified flat yet; the flatten loop must finish "
+                          "first")
+        sup.journal.set_halt(HaltState(False))
+        log.warning("RESUMED by a person after halt trigger=%s reason=%s", halt.trigger, halt.reason)
+        sup.alert("warning", "Trading resumed", f"halt ({halt.trigger}: {halt.reason}) cleared")
+        trader = sup.children[TRADER]
+        if trader.pid is None:
+            sup.start_trader()
+        return {"resumed": True, "previous": {"trigger": halt.trigger, "reason": halt.reason}}
+
+    async def op_abort(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Stop the trader at once, leaving positions as they are (a person asked for it)."""
+        sup = self.sup
+        assert sup.journal is not None and sup.flattener is not None
+        trader = sup.children[TRADER]
+        if trader.pid is not None:
+            trader.expected_exit = True
+            trader.signal(signal.SIGKILL)
+            await trader.wait_exit(5.0)
+        sup.journal.set_halt(HaltState(True, "aborted by a person: positions left as they were",
+                                       "abort", time.time(), verified_flat=False))
+        try:
+            left = [f"{p['symbol']} {p.get('side')} {p.get('contracts')}"
+                    for p in await sup.flattener.positions()]
+            orders = [f"{o['symbol']} {o['side']} {o.get('amount')} @ {o.get('price')}"
+                      for o in await sup.flattener.open_orders()]
+        except Exception as e:
+            left, orders = [f"unknown: {e}"], []
+        sup.alert("critical", "ABORTED: trader stopped without exiting positions",
+                  f"left open: positions={left} orders={orders}")
+        return {"aborted": True, "positions_left_open": left, "orders_left_open": orders}

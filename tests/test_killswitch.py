@@ -1,0 +1,227 @@
+"""Kill switch, end to end: whatever happens to the trader, the account ends flat and halted.
+
+Each test runs a real ``flatguard up`` against a standalone simulated exchange (so the account
+can be inspected after the stack is gone) and checks flatness on the exchange itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+
+import pytest
+
+from tests.stack import Sim, Stack, is_flat, positions_of, wait_for
+
+pytestmark = pytest.mark.integration
+
+FAST = """
+[supervisor]
+connector_grace = 3.0
+[killswitch]
+backoff = 0.5
+"""
+
+
+def make_stack(sim: Sim, stacks: list[Stack], extra: str = "", run_dir=None) -> Stack:
+    st = Stack(f'[exchange]\nid = "sim"\nurl = "{sim.url}"\n{FAST}{extra}', run_dir=run_dir)
+    stacks.append(st)
+    return st
+
+
+def seed_exposure(sim: Sim) -> None:
+    """Positions and resting orders on both symbols, whatever the strategy has done."""
+    sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
+    sim.control("position", {"symbol": "ETHUSDT", "amount": "-0.2"})
+    marks = sim.state()["marks"]
+    sim.control("order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
+                          "price": str(round(float(marks["BTCUSDT"]) * 0.9, 1)),
+                          "timeInForce": "GTC"})
+    sim.control("order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
+                          "price": str(round(float(marks["ETHUSDT"]) * 1.1, 2)),
+                          "timeInForce": "GTC"})
+    st = sim.state()
+    assert positions_of(st) and st["open_orders"]
+
+
+def wait_halted_flat(st: Stack, sim: Sim, timeout: float = 60) -> dict:
+    wait_for(lambda: is_flat(sim.state()), timeout, "the account flat on the exchange")
+    return wait_for(lambda: (s := st.status())["halted"] and s["halt"]["verified_flat"] and s,
+                    timeout, "HALTED with the flatten verified")
+
+
+def trader_pid(st: Stack) -> int:
+    return int(st.status()["processes"]["trader"]["pid"])
+
+
+def test_trader_sigkill_flattens_and_stays_halted(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    os.kill(trader_pid(st), signal.SIGKILL)
+    s = wait_halted_flat(st, sim)
+    assert s["halt"]["trigger"] == "trader_exit"
+    assert s["processes"]["trader"]["pid"] is None  # never restarted on its own
+    m = st.metrics()
+    assert 'flatguard_killswitch_runs_total{trigger="trader_exit"} 1.0' in m
+    assert "flatguard_halted 1.0" in m
+    # A halted stack sends no orders: nothing new reaches the exchange.
+    before = sim.state()["orders_received"]
+    info = st.ctl_json("info")
+    assert info["halted"] is True
+    assert sim.state()["orders_received"] == before
+
+
+def test_trader_sigstop_is_a_hang(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    pid = trader_pid(st)
+    st.pids.add(pid)
+    os.kill(pid, signal.SIGSTOP)
+    s = wait_halted_flat(st, sim)
+    assert s["halt"]["trigger"] == "trader_hang"
+
+
+def test_stuck_strategy_is_detected_as_a_hang(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks, '[strategy]\nname = "stuck"\n[strategy.params]\nafter = 1.0\n')
+    st.start()
+    s = wait_halted_flat(st, sim)
+    assert s["halt"]["trigger"] == "trader_hang"
+
+
+def test_strategy_exception_trips_the_in_process_dead_switch(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks, '[strategy]\nname = "tests.strategies:Raiser"\n')
+    st.start()
+    s = wait_halted_flat(st, sim)
+    assert s["halt"]["trigger"] in ("trader_exception", "trader_exit")
+
+
+def test_kill_command_flattens(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    r = st.request(st.paths.supervisor, "kill", {"reason": "test"})
+    assert r["halted"] is True
+    s = wait_halted_flat(st, sim)
+    assert s["halt"]["trigger"] == "command"
+
+
+def test_flatten_survives_exchange_faults(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    # The first rounds of the flatten meet a timestamp error, a bare 503, a rate limit and latency.
+    sim.control("fail", {"path": "/fapi/v1/allOpenOrders", "method": "DELETE", "count": 1,
+                         "code": -1021})
+    sim.control("fail", {"path": "/fapi/v1/openOrders", "count": 2, "status": 503})
+    sim.control("fail", {"path": "/fapi/v1/order", "method": "POST", "count": 1, "code": -1003})
+    sim.control("latency", {"ms": 300})
+    os.kill(trader_pid(st), signal.SIGKILL)
+    s = wait_halted_flat(st, sim, timeout=90)
+    assert s["halt"]["trigger"] == "trader_exit"
+    assert "flatguard_killswitch_rounds_total" in st.metrics()
+
+
+def test_kill_path_survives_a_skewed_exchange_clock(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    sim.control("skew", {"seconds": 15})
+    os.kill(trader_pid(st), signal.SIGKILL)
+    wait_halted_flat(st, sim, timeout=60)
+
+
+def test_halted_survives_restart_and_resume_trades_again(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    os.kill(trader_pid(st), signal.SIGKILL)
+    wait_halted_flat(st, sim)
+    assert st.stop() == 0
+    before = sim.state()["orders_received"]
+    st2 = make_stack(sim, stacks, run_dir=st.run_dir).start()
+    s = st2.status()
+    assert s["halted"] is True and s["processes"]["trader"]["pid"] is None
+    assert "state=HALTED" in st2.find("flatguard ready")
+    assert sim.state()["orders_received"] == before
+    r = st2.request(st2.paths.supervisor, "resume")
+    assert r["resumed"] is True
+    wait_for(lambda: sim.state()["orders_received"] > before, 60, "orders after resume")
+    assert st2.status()["halted"] is False
+
+
+def test_crash_mid_flatten_resumes_the_flatten_on_next_up(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    # The exchange refuses every cancel and close for now: the flatten cannot finish.
+    sim.control("fail", {"path": "/fapi/v1/allOpenOrders", "method": "DELETE", "count": 10_000,
+                         "status": 503})
+    os.kill(trader_pid(st), signal.SIGKILL)
+    wait_for(lambda: st.status()["killswitch"]["rounds"] >= 1, 30, "a failed flatten round")
+    st.remember_pids()
+    os.kill(st.proc.pid, signal.SIGKILL)  # the supervisor dies in the middle of the flatten
+    st.wait_exit(10)
+    for pid in st.pids:  # its children notice and go; reap whatever is left
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sim.control("clear")
+    st2 = make_stack(sim, stacks, run_dir=st.run_dir).start()
+    s = wait_halted_flat(st2, sim)
+    assert s["halted"] and s["processes"]["trader"]["pid"] is None
+
+
+def test_corrupt_journal_fails_closed(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    assert st.stop() == 0
+    journal = st.paths.journal
+    for ext in ("-wal", "-shm"):
+        journal.with_name(journal.name + ext).unlink(missing_ok=True)
+    journal.write_bytes(b"this is not a database" * 100)
+    before = sim.state()["orders_received"]
+    st2 = make_stack(sim, stacks, run_dir=st.run_dir).start()
+    s = st2.status()
+    assert s["halted"] is True and s["halt"]["trigger"] == "journal"
+    assert "journal" in st2.output() and "resume --yes" in st2.output()
+    assert sim.state()["orders_received"] == before
+    assert list(st.run_dir.glob("journal.db.bad-*"))
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT halted FROM halt").fetchone()[0] == 1
+
+
+def test_connector_frozen_stops_orders_then_kill_switch(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    conn_pid = int(st.status()["processes"]["connector"]["pid"])
+    st.pids.add(conn_pid)
+    seed_exposure(sim)
+    os.kill(conn_pid, signal.SIGSTOP)
+    try:
+        s = wait_halted_flat(st, sim, timeout=90)
+        assert s["halt"]["trigger"] in ("connector_down", "trader_hang")
+    finally:
+        try:
+            os.kill(conn_pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def test_supervisor_sigkill_trader_flattens_itself_and_all_exit(sim: Sim, stacks: list[Stack]) -> None:
+    st = make_stack(sim, stacks).start()
+    seed_exposure(sim)
+    st.remember_pids()
+    children = [p["pid"] for n, p in st.status()["processes"].items() if p.get("pid")]
+    os.kill(st.proc.pid, signal.SIGKILL)
+    st.wait_exit(10)
+    wait_for(lambda: is_flat(sim.state()), 60, "the trader flattening itself")
+
+    def all_gone() -> bool:
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(")")[-1].split()[0] != "Z":
+                        return False
+            except OSError:
+                pass
+        return True
+
+    wait_for(all_gone, 60, "every child to exit")
+    before = sim.state()["orders_received"]
+    st2 = make_stack(sim, stacks, run_dir=st.run_dir).start()
+    assert st2.status()["halted"] is True
+    assert sim.state()["orders_received"] == before

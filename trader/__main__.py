@@ -1,0 +1,41 @@
+"""The trader process: ``python -m trader --run-dir DIR`` (started by the supervisor)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from trader import bus, proc
+from trader.protocol import TRADER
+
+log = logging.getLogger("flatguard")
+
+
+async def main() -> int:
+    child = proc.make_child(TRADER)
+    proc.install_signal_handlers(child.stop)
+    from trader.engine import Engine
+
+    engine: Engine | None = None
+    try:
+        engine = Engine(child)
+        return await engine.run()
+    except Exception as e:
+        # In-process dead switch: a logic error in the engine or the strategy. Ask for the kill
+        # switch first; the supervisor also sees our non-zero exit, so it runs even if this is lost.
+        log.exception("engine loop died: %s", e)
+        try:
+            await child.sup.request("halt", {"trigger": "trader_exception", "source": "trader",
+                                             "reason": f"{type(e).__name__}: {e}"}, timeout=1.0)
+        except bus.RequestError:
+            pass
+        return 1
+    finally:
+        if engine is not None:
+            engine.close()
+        child.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

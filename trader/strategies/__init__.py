@@ -1,0 +1,1 @@
+"""Built-in strategies: demo, stuck, churn."""
