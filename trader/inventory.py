@@ -39,7 +39,8 @@ class Inventory:
         self.adopted_orders = list(snap.get("open_orders", []))
         mr = snap.get("margin_ratio")
         self.margin_ratio = float(mr) if mr is not None else None
-        self.confirmed = float(snap.get("confirmed") or time.time())
+        # "fresh" is how far the connector vouches for the state (a live feed keeps it current).
+        self.confirmed = float(snap.get("fresh") or snap.get("confirmed") or 0.0)
 
     def apply_fill(self, symbol: str, side: str, amount: float, price: float) -> None:
         old = self.positions.get(symbol, Position(0.0, 0.0))

@@ -1,0 +1,44 @@
+"""record, cancel, ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commander.context import Context
+from commander.errors import Refused
+from commander.registry import Command, Request
+
+
+class Record(Command):
+    name = "record"
+    help = "start/stop recording bus events to a file in the run directory"
+
+    async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
+        if ctx.recorder is None:
+            raise Refused("recording is not available in this process")
+        return await ctx.recorder.toggle()
+
+
+class Cancel(Command):
+    name = "cancel"
+    help = "cancel your pending confirmation"
+
+    async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
+        gone = ctx.confirmations.cancel(req.who)
+        names = [p.command for p in gone]
+        return {"cancelled": names,
+                "message": f"cancelled: {', '.join(names)}" if names
+                else "nothing to cancel"}
+
+
+class Ack(Command):
+    name = "ack"
+    help = "acknowledge emergency alerts (all, or KEY) so their repeats stop"
+    args = ("[KEY]",)
+
+    async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
+        res = await ctx.peers.ask("notifier", "ack", {"key": args[0]} if args else {},
+                                  ctx.peer_timeout(req.timeout))
+        data = dict(res) if isinstance(res, dict) else {"result": res}
+        data.setdefault("message", "acknowledged")
+        return data

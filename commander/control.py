@@ -1,0 +1,63 @@
+"""The control socket: ``ipc://<run-dir>/control.sock`` (0600 in a 0700 dir) and, optionally, the
+CURVE TCP endpoint. Both serve the same request through the one dispatcher.
+
+Request: op ``cmd`` with args ``{command, argv: [str], yes: bool, timeout: s, who: str}`` (or the
+command name as the op, same args). Reply: ``{command, data, text}``, or an error reply whose
+``kind`` is the ``CommandError`` kind (usage, refused, confirm, no_answer, failed, ...).
+Garbage frames never reach this code: ``bus.Responder`` drops and counts them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from commander.errors import UsageError
+from commander.registry import Dispatcher, Request
+from trader import bus
+from trader.wire import Message
+
+MAX_ARGS = 16
+MAX_ARG_LEN = 200
+
+
+def request_from(channel: str, op: str, args: dict[str, Any], msg: Message) -> Request:
+    command = args.get("command") if op == "cmd" else op
+    argv = args.get("argv", [])
+    if not isinstance(command, str) or not command or len(command) > 64:
+        raise UsageError("request has no command name")
+    if (not isinstance(argv, list) or len(argv) > MAX_ARGS
+            or not all(isinstance(a, str) and len(a) <= MAX_ARG_LEN for a in argv)):
+        raise UsageError(f"arguments must be at most {MAX_ARGS} strings")
+    timeout = args.get("timeout", 5.0)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+        timeout = 5.0
+    who = args.get("who")
+    who = who[:64] if isinstance(who, str) and who else msg.src[:64]
+    return Request(channel=channel, who=who, command=command, argv=tuple(argv),
+                   confirmed=args.get("yes") is True,
+                   timeout=min(max(float(timeout), 0.5), 120.0))
+
+
+class ControlServer:
+    def __init__(self, dispatcher: Dispatcher, responder: bus.Responder, channel: str) -> None:
+        self.dispatcher = dispatcher
+        self.responder = responder
+        self.channel = channel
+        path = responder.endpoint.removeprefix("ipc://")
+        if responder.endpoint.startswith("ipc://"):
+            os.chmod(path, 0o600)  # the run dir is 0700 already; belt and braces
+
+    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> dict[str, Any]:
+        try:
+            req = request_from(self.channel, op, args, msg)
+        except UsageError as e:
+            self.dispatcher.ctx.audit(self.channel, msg.src[:64], op[:64], [], f"usage: {e}", False)
+            raise
+        return (await self.dispatcher.dispatch(req)).wire()
+
+    async def serve(self) -> None:
+        await self.responder.serve(self.handle)
+
+    def close(self) -> None:
+        self.responder.close()

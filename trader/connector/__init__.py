@@ -1,0 +1,1 @@
+"""The exchange connector process: ``python -m trader.connector --run-dir DIR``."""

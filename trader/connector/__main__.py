@@ -1,0 +1,24 @@
+"""Process entry point: ``python -m trader.connector --run-dir DIR``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from trader import proc
+
+
+async def _run() -> int:
+    child = proc.make_child("connector")
+    proc.install_signal_handlers(child.stop)
+    from trader.connector.service import Connector  # ccxt import after the child exists
+
+    return await Connector(child).main()
+
+
+def main() -> None:
+    sys.exit(asyncio.run(_run()))
+
+
+if __name__ == "__main__":
+    main()

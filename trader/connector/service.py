@@ -1,0 +1,367 @@
+"""The connector process: one ccxt.pro session, requests over the bus, the event feed.
+
+Lifecycle: STARTING -> RUNNING -> (FATAL) -> STOPPING -> STOPPED. FATAL means an exchange error
+classified fatal (see ``trader/exchange/errors.py``): a halt was requested from the supervisor,
+a person was alerted, new orders are refused with kind ``fatal``, and ``account``/``status``
+are still served. Start-up refusals (bad keys, hedge mode, unsafe keys) exit non-zero with a
+clear message before anything is traded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import zmq
+
+from trader import bus
+from trader.connector import orders
+from trader.connector.feedsink import FeedSink
+from trader.connector.startup import Refusal, start_session
+from trader.exchange import errors as E
+from trader.exchange.calls import Guard, install_recorder
+from trader.exchange.clock import ExchangeClock
+from trader.exchange.dms import DeadManSwitch
+from trader.exchange.feed import PollFeed, WsFeed
+from trader.exchange.ratelimit import RateLimits
+from trader.exchange.reconcile import Account, rest_state
+from trader.journal import Journal
+from trader.proc import Child
+from trader.protocol import ACCOUNT, ALERT, CRITICAL, WARNING
+
+log = logging.getLogger("flatguard.connector")
+
+CLOCK_REFRESH = 300.0  # s between exchange-time refreshes
+ACCOUNT_PUBLISH_INTERVAL = 1.0  # s: a snapshot at least this often, changed or not
+ORDER_MAX_AGE = 2.0  # s: an order request older than this is refused as stale
+SUPERVISOR_LOST_SERVE = 60.0  # s: serve the self-flattening trader at most this long
+TRADER_SILENT = 5.0  # s without any request from the trader: it is gone
+
+
+class Connector:
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.cfg = child.cfg
+        self.xc = child.cfg.exchange
+        self.state = "STARTING"
+        self.account = Account(leverage=self.xc.leverage)
+        self.journal = Journal(child.paths.journal)
+        self.zctx = zmq.Context()  # sync PUB: a non-blocking send straight from the feed callback
+        self.pub = bus.Publisher(self.zctx, child.paths.events_in, "connector")
+        self.limits = RateLimits(self.xc.weight_limit, self.xc.weight_headroom)
+        self.ex: Any = None
+        self.clock: ExchangeClock | None = None
+        self.guard: Guard | None = None
+        self.feed: WsFeed | PollFeed | None = None
+        self.dms: DeadManSwitch | None = None
+        self.responder: bus.Responder | None = None
+        self.fatal: E.Classification | None = None
+        self.tradable: list[str] = []
+        self.trader_alive = 0.0  # monotonic time of the trader's last `alive`
+        self.trader_seen = time.monotonic()  # ... of any request from the trader
+        self._last_account_pub = 0.0
+        self.reconcile_wanted = False
+        self.next_reconcile = 0.0
+        self.fills_since = int(time.time() * 1000) - 60_000  # ms: fill catch-up window start
+        self._reconcile_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sink = FeedSink(self)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    def notify(self, level: str, title: str, text: str) -> None:
+        assert self.child.notify is not None
+        self.child.notify.send(level, title, text)
+        self.pub.publish(ALERT, {"level": level, "title": title, "text": text,
+                                 "source": "connector", "ts": time.time()})
+
+    def warn(self, title: str, text: str) -> None:
+        log.warning("event=%s text=%r", title.replace(" ", "_"), text)
+        self.notify(WARNING, title, text)
+
+    def snapshot(self, source: str) -> dict[str, Any]:
+        snap = self.account.snapshot(source)
+        # "fresh": up to when the connector vouches for this state. A live event feed keeps it
+        # current between REST reconciles; without one, only the last REST read counts.
+        live = self.fatal is None and self.feed is not None and self.feed.is_connected
+        snap["fresh"] = time.time() if live else self.account.confirmed
+        return snap
+
+    def publish_account(self, source: str) -> None:
+        self._last_account_pub = time.monotonic()
+        self.pub.publish(ACCOUNT, self.snapshot(source))
+
+    def on_ok(self) -> None:
+        self.child.last_ok = time.time()
+
+    # --- fatal ------------------------------------------------------------------------------
+
+    def on_fatal(self, c: E.Classification) -> None:
+        if self.fatal is not None:
+            return
+        self.fatal = c
+        self.state = "FATAL"
+        self.child.state = "FATAL"
+        reason = f"{c.call} {c.endpoint}: {c.error} {c.detail} ({c.action})".replace("  ", " ")
+        log.error("event=exchange_fatal reason=%r", reason)
+        self.notify(CRITICAL, f"exchange fatal: {c.call} {c.endpoint}".strip(),
+                    f"{c.describe()}. Trading stopped; the kill switch flattens the account.")
+        self.spawn(self._request_halt(reason))
+
+    async def _request_halt(self, reason: str) -> None:
+        for _ in range(3):
+            try:
+                await self.child.sup.request("halt", {"trigger": "exchange_fatal", "reason": reason,
+                                                      "source": "connector"}, timeout=2)
+                return
+            except bus.RequestError as e:
+                log.error("event=halt_request_failed error=%r", str(e))
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def main(self) -> int:
+        try:
+            self.ex = await start_session(self)
+        except Refusal as r:
+            log.error("event=start_refused reason=%r", str(r))
+            self.notify(CRITICAL, "connector refused to start", str(r))
+            await asyncio.sleep(0.2)  # let the notification leave
+            await self._close()
+            return 78
+        self.responder = bus.Responder(self.child.ctx, self.child.paths.connector, "connector")
+        self.spawn(self.responder.serve(self.handle))
+        if self.fatal is None:
+            self.feed.start()  # type: ignore[union-attr]
+            self.state = "RUNNING"
+        await self.child.ready(symbols=list(self.tradable))
+        if self.fatal is not None:
+            self.child.state = "FATAL"
+        log.info("event=ready state=%s feed=%s symbols=%s", self.state, self.feed.kind
+                 if self.feed else "-", ",".join(self.tradable))
+        try:
+            await self.run()
+        finally:
+            await self.shutdown()
+        return 0
+
+    async def run(self) -> None:
+        tick = min(0.1, self.cfg.supervisor.heartbeat_interval / 2)
+        lost_at: float | None = None
+        while not self.child.stop.is_set():
+            self.child.beat()
+            if self.child.supervisor_lost():
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    log.warning("event=supervisor_lost action=serve_trader_until_it_exits")
+                # Keep serving the trader while it flattens itself through us, then go.
+                silent = time.monotonic() - self.trader_seen > TRADER_SILENT
+                if silent or time.monotonic() - lost_at > SUPERVISOR_LOST_SERVE:
+                    log.warning("event=supervisor_lost action=stop")
+                    break
+            self.housekeeping()
+            try:
+                await asyncio.wait_for(self.child.stop.wait(), tick)
+            except TimeoutError:
+                pass
+
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_account_pub >= ACCOUNT_PUBLISH_INTERVAL:
+            self.publish_account("periodic")  # the trader's proof the account state is fresh
+        if self.fatal is not None or self.guard is None:
+            return
+        if (self.reconcile_wanted or now >= self.next_reconcile) and not self._reconcile_lock.locked():
+            self.reconcile_wanted = False
+            self.next_reconcile = now + self.xc.reconcile_interval
+            self.spawn(self.reconcile_quietly("interval"))
+        age = time.time() - self.account.confirmed
+        if self.account.confirmed and age > self.xc.max_unconfirmed:
+            self.on_fatal(E.Classification(
+                E.Kind.FATAL, "reconcile", "", None, None, "Unconfirmed",
+                f"account state unconfirmed for {age:.0f} s",
+                "exchange.max_unconfirmed exceeded: inventory cannot be trusted"))
+        if self.clock is not None and self.clock.due(CLOCK_REFRESH):
+            self.clock.resync_wanted = False
+            self.clock.synced_at = now
+            self.spawn(self._quiet(self.guard.resync()))
+        if self.dms is not None and self.dms.due() and self.trader_fresh():
+            self.spawn(self._quiet(self.dms.refresh()))
+        if self.feed is not None:
+            self.spawn(self._quiet(self.feed.housekeeping()))
+
+    def trader_fresh(self) -> bool:
+        return time.monotonic() - self.trader_alive <= self.cfg.hang_timeout
+
+    async def _quiet(self, coro: Any) -> None:
+        try:
+            await coro
+        except E.ExchangeCallError:
+            pass  # classified, counted, and if fatal already acted on
+
+    async def shutdown(self) -> None:
+        self.state = "STOPPING"
+        if self.dms is not None:
+            try:
+                await asyncio.wait_for(self.dms.disarm(), 5)  # refresh stopped first (flag)
+            except (E.ExchangeCallError, TimeoutError) as e:
+                log.warning("event=dms_disarm_failed error=%r", str(e))
+        if self.feed is not None:
+            await self.feed.stop()
+        for t in list(self._tasks):
+            t.cancel()
+        await self._close()
+        self.state = "STOPPED"
+        log.info("event=stopped")
+
+    async def _close(self) -> None:
+        if self.ex is not None:
+            try:
+                await self.ex.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self.responder is not None:
+            self.responder.close()
+        self.pub.close()
+        if self.child.notify is not None:
+            self.child.notify.close()
+        self.child.sup.close()
+        self.journal.close()
+
+    # --- reconcile --------------------------------------------------------------------------
+
+    async def reconcile(self, why: str, *, adopt: bool = False) -> list[str]:
+        assert self.guard is not None
+        g, ex = self.guard, self.ex
+        async with self._reconcile_lock:
+            for attempt in range(2):
+                v0 = self.account.version
+                pos = await g.call("fetch_positions", ex.fetch_positions, None)
+                if adopt:
+                    ords = await g.call("fetch_open_orders", ex.fetch_open_orders)
+                else:
+                    ords = []
+                    for sym in self.tradable:
+                        ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym)
+                bal = await g.call("fetch_balance", ex.fetch_balance)
+                rest = rest_state(pos, ords, bal)
+                diffs = [] if adopt else self.account.differences(rest)
+                if not diffs or self.account.version == v0 or attempt == 1:
+                    break  # a feed event during the read may explain a diff: read again once
+            self.account.replace(rest)
+            for sym in list(self.account.positions):
+                if sym in self.sink.marks:
+                    self.account.mark(sym, self.sink.marks[sym])
+            if why != "poll":
+                await self.catch_up_fills()
+        if diffs:
+            self.warn("reconcile mismatch", f"{why}: corrected from the exchange: " + "; ".join(diffs))
+        log.info("event=reconciled why=%s differences=%d positions=%d orders=%d", why, len(diffs),
+                 len(rest.positions), len(rest.orders))
+        self.publish_account("rest")
+        return diffs
+
+    async def catch_up_fills(self) -> None:
+        """Fills the feed missed (a reconnect gap) into the journal: nothing acknowledged by
+        the exchange may be missing from it. Trade ids make this idempotent."""
+        assert self.guard is not None
+        for sym in self.tradable:
+            trades = await self.guard.call("fetch_my_trades", self.ex.fetch_my_trades, sym,
+                                           self.fills_since)
+            for t in trades:
+                self.sink.on_trade(t)
+        self.fills_since = max(self.fills_since, int(time.time() * 1000) - 60_000)
+
+    async def reconcile_quietly(self, why: str) -> None:
+        await self._quiet(self.reconcile(why))
+
+    # --- requests ---------------------------------------------------------------------------
+
+    async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
+        if msg.src == "trader":
+            self.trader_seen = time.monotonic()
+        if op == "alive":
+            self.trader_alive = time.monotonic()
+            return None
+        if op == "account":
+            return self.snapshot("rest" if self.account.confirmed else "none")
+        if op == "status":
+            return self.status()
+        if self.fatal is not None and op in ("order.create", "sync"):
+            raise orders.Refused(f"trading stopped after a fatal exchange error: {self.fatal.describe()}")
+        assert self.guard is not None
+        if op == "order.create":
+            age = time.time() - msg.ts
+            if age > ORDER_MAX_AGE:
+                # A request queued while this process was frozen or restarting: the trader has
+                # long since given up on it; sending it now would trade on stale intent.
+                raise orders.BadRequest(f"order request is {age:.1f} s old (limit "
+                                        f"{ORDER_MAX_AGE:g} s): refused as stale")
+            req = orders.validate(args, self.tradable)
+            o = await orders.create(self.guard, self.ex, self.journal, req)
+            self.account.apply_order(o) if o.get("symbol") else None
+            return orders.reply(o, req["client_id"])
+        if op == "order.cancel":
+            return await self.cancel(args)
+        if op == "order.cancel_all":
+            return await self.cancel_all(args)
+        if op == "sync":
+            return {"differences": await self.reconcile("sync")}
+        raise orders.BadRequest(f"unknown op {op!r}")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": self.state, "clock_offset_s": self.clock.offset_s if self.clock else 0.0,
+            "weight_used": self.limits.weight_used(),
+            "feed": self.feed.kind if self.feed else None,
+            "feed_connected": bool(self.feed and self.feed.is_connected),
+            "last_error": self.guard.last_error if self.guard else "",
+            "errors": dict(self.guard.errors) if self.guard else {},
+            "symbols": list(self.tradable),
+            "dms_armed": sorted(self.dms.armed) if self.dms else [],
+            "fatal": self.fatal.describe() if self.fatal else None,
+        }
+
+    async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.guard is not None
+        sym, cid, oid = args.get("symbol"), args.get("client_id"), args.get("id")
+        if not isinstance(sym, str) or not (cid or oid):
+            raise orders.BadRequest("order.cancel needs symbol and client_id or id")
+        params: dict[str, Any] = {"recvWindow": self.cfg.killswitch.recv_window}
+        if cid:
+            params["origClientOrderId"] = cid
+        try:
+            o = await self.guard.call("cancel_order", self.ex.cancel_order, oid, sym, params,
+                                      essential=True)
+        except E.Rejected as r:
+            if r.classification.outcome == "gone":
+                return {"status": "gone", "client_id": cid, "id": oid}
+            raise
+        self.account.apply_order(o)
+        return {"status": o.get("status"), "client_id": cid, "id": str(o.get("id") or oid)}
+
+    async def cancel_all(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.guard is not None
+        sym = args.get("symbol")
+        syms = [sym] if sym else sorted({*self.tradable, *(o["symbol"] for o in
+                                                            self.account.orders.values())})
+        for s in syms:
+            await self.guard.call("cancel_all_orders", self.ex.cancel_all_orders, s,
+                                  {"recvWindow": self.cfg.killswitch.recv_window}, essential=True)
+        return {"symbols": syms}
+
+    # --- wiring used by startup -------------------------------------------------------------
+
+    def wire(self, ex: Any) -> None:
+        self.ex = ex
+        install_recorder(ex, self.limits)
+        self.clock = ExchangeClock(ex, self.warn)
+        self.guard = Guard(self.limits, self.clock, retry_budget=self.xc.retry_budget,
+                           retry_window=self.xc.retry_window, on_fatal=self.on_fatal,
+                           on_ok=self.on_ok)

@@ -1,0 +1,150 @@
+"""The guarded exchange call: rate-limit wait, one attempt, classification, budget, metrics.
+
+Every call the connector makes to the exchange goes through :class:`Guard`, so the taxonomy in
+``errors.py`` is applied in exactly one place. ``attempt`` makes one try; ``call`` retries
+TRANSIENT failures with capped exponential backoff until the call's budget is spent (then it is
+FATAL), resyncing exchange time once on -1021. ``create_order`` does not use ``call``: a
+timed-out create must be resolved by client order id first (``orders.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trader.exchange import errors as E
+from trader.exchange.clock import ExchangeClock
+from trader.exchange.ratelimit import RateLimits
+from trader.metrics import METRICS
+
+log = logging.getLogger("flatguard.calls")
+
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+
+
+@dataclass
+class _Seen:
+    status: int | None = None
+    endpoint: str = ""
+
+
+_SEEN: contextvars.ContextVar[_Seen | None] = contextvars.ContextVar("fg_seen", default=None)
+
+
+@dataclass
+class _Budget:
+    failures: int = 0
+    since: float = 0.0  # monotonic time of the first failure in this streak
+
+
+def _path(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return "/" + rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else "/"
+
+
+def install_recorder(ex: Any, limits: RateLimits) -> None:
+    """Hook ccxt's per-response callback: weight headers for every response, and the status and
+    endpoint of the current call (a context variable, so concurrent calls never mix them up)."""
+    orig = ex.on_rest_response
+
+    def hook(code: Any, reason: Any, url: str, method: str, headers: Any, body: Any,
+             req_headers: Any, req_body: Any) -> Any:
+        try:
+            limits.observe(headers, int(code))
+            seen = _SEEN.get()
+            if seen is not None:
+                seen.status, seen.endpoint = int(code), f"{method} {_path(url)}"
+        except Exception:  # noqa: BLE001 - bookkeeping must never break a call
+            log.exception("event=recorder_error")
+        return orig(code, reason, url, method, headers, body, req_headers, req_body)
+
+    ex.on_rest_response = hook
+
+
+class Guard:
+    def __init__(self, limits: RateLimits, clock: ExchangeClock, *, retry_budget: int,
+                 retry_window: float, on_fatal: Callable[[E.Classification], None],
+                 on_ok: Callable[[], None] | None = None) -> None:
+        self.limits = limits
+        self.clock = clock
+        self.retry_budget = retry_budget
+        self.retry_window = retry_window
+        self.on_fatal = on_fatal
+        self.on_ok = on_ok
+        self._budgets: dict[str, _Budget] = {}
+        self.last_error = ""
+        self.errors: dict[str, int] = {}
+
+    def _fail(self, c: E.Classification) -> E.ExchangeCallError:
+        if c.kind is E.Kind.TRANSIENT:
+            b = self._budgets.setdefault(c.call, _Budget())
+            now = time.monotonic()
+            if b.failures == 0:
+                b.since = now
+            b.failures += 1
+            if b.failures >= self.retry_budget or now - b.since >= self.retry_window:
+                c = E.budget_exhausted(c, b.failures, now - b.since)
+        elif c.kind is E.Kind.REJECTED:
+            self._budgets.pop(c.call, None)  # the exchange answered: the link works
+        METRICS.inc("flatguard_exchange_errors_total", kind=str(c.kind), call=c.call)
+        self.errors[str(c.kind)] = self.errors.get(str(c.kind), 0) + 1
+        self.last_error = c.describe()
+        level = logging.ERROR if c.kind is E.Kind.FATAL else logging.WARNING
+        log.log(level, "event=exchange_error kind=%s call=%s endpoint=%r code=%s status=%s "
+                "matched=%r detail=%r", c.kind, c.call, c.endpoint, c.code, c.status, c.matched,
+                c.detail)
+        if c.kind is E.Kind.FATAL:
+            self.on_fatal(c)
+        return E.error_for(c)
+
+    def succeeded(self, call: str) -> None:
+        self._budgets.pop(call, None)
+        if self.on_ok is not None:
+            self.on_ok()
+
+    async def attempt(self, call: str, fn: Callable[..., Awaitable[Any]], *args: Any,
+                      essential: bool = True, **kwargs: Any) -> Any:
+        """One try. Success resets the call's budget; a failure raises a classified error."""
+        await self.limits.wait(essential)
+        seen = _Seen()
+        token = _SEEN.set(seen)
+        try:
+            result = await fn(*args, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
+            c = E.classify(call, e, status=seen.status if seen.status and seen.status >= 400
+                           else None, endpoint=seen.endpoint or None)
+            raise self._fail(c) from e
+        finally:
+            _SEEN.reset(token)
+        self.succeeded(call)
+        return result
+
+    async def call(self, call: str, fn: Callable[..., Awaitable[Any]], *args: Any,
+                   essential: bool = False, **kwargs: Any) -> Any:
+        """Retry TRANSIENT failures within budget; REJECTED and FATAL propagate at once."""
+        n = 0
+        resynced = False
+        while True:
+            try:
+                return await self.attempt(call, fn, *args, essential=essential, **kwargs)
+            except E.Transient as t:
+                if t.classification.outcome == "resync" and not resynced:
+                    resynced = True
+                    await self.resync()
+                    continue
+                await asyncio.sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2 ** n))
+                n += 1
+
+    async def resync(self) -> None:
+        try:
+            await self.attempt("fetch_time", self.clock.sync)
+        except E.Transient:
+            pass  # the next attempt shows whether it mattered

@@ -1,0 +1,296 @@
+"""The error taxonomy: every failed exchange call is exactly one of TRANSIENT, REJECTED or FATAL.
+
+Why a table of our own: ccxt's classes say too little and sometimes the wrong thing. A retired
+endpoint answering HTTP 404/410 with no JSON body surfaces as ``ExchangeNotAvailable`` (a
+``NetworkError``: "retry me"); an unknown Binance code is a bare ``ExchangeError``; Binance's
+futures codes (-2019, -2022 ...) are only mapped when the base URL is ``fapi.binance.com``; and
+ccxt turns -2015 into ``DDoSProtection`` once a key has authenticated. So the decision is made
+here, in this order:
+
+1. **exchange code** parsed from the error body (``binanceusdm {"code":-2019,"msg":"..."}``),
+   per call group; a code that is present but has no row for that call is FATAL;
+2. **HTTP status** (recorded from the response, or parsed from ccxt's message);
+3. **ccxt class** (most specific first);
+4. anything else: FATAL.
+
+Call groups: ``order`` = create_order / cancel_order / cancel_all_orders / edit_order;
+``lookup`` = fetch_order (resolving a client order id); ``setup`` = set_leverage;
+``state`` = every other call (balances, positions, open orders, time, listen key, feed).
+
+Recovery policy per kind:
+
+* TRANSIENT: retry with capped exponential backoff within the budget (``exchange.retry_budget``
+  consecutive failures and ``exchange.retry_window`` seconds without success, per call). A
+  transient error that outlives its budget becomes FATAL. A ``create_order`` whose outcome is
+  unknown (timeout, 5xx, -1007) is resolved by looking its client order id up before any retry.
+* REJECTED: this order (or this symbol's set-up) is refused; trading continues. On a cancel,
+  "unknown order" means it is already gone: success. On a lookup it means "never placed".
+* FATAL: stop trading, ask the supervisor to halt (kill switch: flatten), alert a person naming
+  the call and the endpoint.
+
+The table (the README copies it):
+
+=========  ============================  =========  ==========================================
+match      meaning                       calls      kind
+=========  ============================  =========  ==========================================
+code -1000 unknown error on server       any        fatal (unknown outcome, unknown cause)
+code -1001 exchange disconnected/maint.  any        transient
+code -1003 request weight exceeded       any        transient (honour Retry-After)
+code -1007 backend timeout, status unkn. any        transient (create: look the id up first)
+code -1008 server overloaded             any        transient
+code -1015 too many new orders           order      transient
+code -1021 timestamp outside recvWindow  any        transient (resync exchange time, retry)
+code -1002/-1022/-2014/-2015/-2008       any        fatal (key, signature, IP or permission)
+code -1131 recvWindow too large          any        fatal (configuration)
+code -1013/-1111/-1102/-1106/-1115/-1116/-1117/-1121/-2010/-2019/-2021/-2022/-4003/-4005/
+     -4014/-4023/-4061/-4131/-4164/-5022 order      rejected (filters, precision, margin,
+                                                    reduce-only, price limits, post-only)
+code -4116 duplicate client order id     create     rejected, resolved by looking the id up
+code -2011/-2013 unknown order           cancel     rejected = already gone (success)
+                                         lookup     rejected = never placed
+code -4028/-1121/-4161 leverage refused  setup      rejected (that symbol is not traded)
+code -4046/-4059 no change needed        setup      rejected (nothing to do)
+any other code, or a listed code on another call    fatal
+status 404/410 endpoint gone             any        fatal
+status 401/403 unauthorised / WAF        any        fatal
+status 418/429 IP ban / rate limit       any        transient (honour Retry-After)
+status 5xx     server error              any        transient
+class AuthenticationError, PermissionDenied, AccountSuspended, NotSupported, BadRequest,
+      BadSymbol, BadResponse, NullResponse, ArgumentsRequired                fatal
+class OrderNotFound                      cancel     rejected = already gone; lookup: never placed
+class InvalidOrder, InsufficientFunds    order      rejected (elsewhere fatal)
+class InvalidNonce                       any        transient (resync)
+class RateLimitExceeded, DDoSProtection, RequestTimeout, OnMaintenance,
+      ExchangeNotAvailable, NetworkError any        transient (ExchangeNotAvailable with 404/410:
+                                                    fatal, by the status rule above)
+anything else (ExchangeError, OperationFailed, unknown exceptions)            fatal
+transient beyond retry_budget / retry_window on the same call                 fatal
+=========  ============================  =========  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    TRANSIENT = "transient"
+    REJECTED = "rejected"
+    FATAL = "fatal"
+
+
+ORDER_CALLS = frozenset({"create_order", "cancel_order", "cancel_all_orders", "edit_order"})
+CANCEL_CALLS = frozenset({"cancel_order", "cancel_all_orders"})
+LOOKUP_CALLS = frozenset({"fetch_order"})
+SETUP_CALLS = frozenset({"set_leverage"})
+
+ANY = None  # a rule that applies to every call
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: Kind
+    calls: frozenset[str] | None  # None: any call
+    action: str  # what it means and what to do, for logs and alerts
+    outcome: str = ""  # "gone" (cancel: already gone), "absent" (lookup: never placed),
+    #                    "lookup" (create: resolve by client id), "resync" (exchange time)
+
+
+def _rules(codes: tuple[int, ...], *rules: Rule) -> dict[int, tuple[Rule, ...]]:
+    return {c: rules for c in codes}
+
+
+_T, _R, _F = Kind.TRANSIENT, Kind.REJECTED, Kind.FATAL
+_AUTH = "the API key, its signature, IP allow-list or permissions were refused: check the key"
+_REJ = "the exchange refused this order (filters, precision, margin or reduce-only): not retried"
+
+CODE_RULES: dict[int, tuple[Rule, ...]] = {
+    -1000: (Rule(_F, ANY, "the exchange reports an unknown internal error: outcome unknown"),),
+    -1001: (Rule(_T, ANY, "exchange disconnected (maintenance?): retrying", "lookup"),),
+    -1003: (Rule(_T, ANY, "request weight exceeded: backing off (Retry-After)"),),
+    -1007: (Rule(_T, ANY, "exchange backend timeout, status unknown: resolving", "lookup"),),
+    -1008: (Rule(_T, ANY, "exchange overloaded: retrying", "lookup"),),
+    -1015: (Rule(_T, ORDER_CALLS, "too many new orders: backing off"),),
+    -1021: (Rule(_T, ANY, "timestamp outside recvWindow: resyncing exchange time", "resync"),),
+    **_rules((-1002, -1022, -2014, -2015, -2008), Rule(_F, ANY, _AUTH)),
+    -1131: (Rule(_F, ANY, "recvWindow too large: fix exchange.recv_window (<= 60000)"),),
+    **_rules((-1013, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019, -2021, -2022,
+              -4003, -4005, -4014, -4023, -4061, -4131, -4164, -5022),
+             Rule(_R, ORDER_CALLS, _REJ)),
+    -1121: (Rule(_R, ORDER_CALLS | SETUP_CALLS, "invalid symbol on this exchange"),),
+    -4116: (Rule(_R, frozenset({"create_order"}), "duplicate client order id: already placed",
+                 "lookup"),),
+    **_rules((-2011, -2013),
+             Rule(_R, CANCEL_CALLS, "order already gone: counts as cancelled", "gone"),
+             Rule(_R, LOOKUP_CALLS, "no such order: it was never placed", "absent")),
+    **_rules((-4028, -4161), Rule(_R, SETUP_CALLS, "leverage refused: symbol not traded")),
+    **_rules((-4046, -4059), Rule(_R, SETUP_CALLS, "no change needed")),
+}
+
+STATUS_RULES: dict[int, Rule] = {
+    404: Rule(_F, ANY, "endpoint gone (HTTP 404): the exchange retired it; update flatguard"),
+    410: Rule(_F, ANY, "endpoint gone (HTTP 410): the exchange retired it; update flatguard"),
+    401: Rule(_F, ANY, "unauthorised (HTTP 401): " + _AUTH),
+    403: Rule(_F, ANY, "forbidden (HTTP 403, WAF or permissions): check the key and IP"),
+    418: Rule(_T, ANY, "IP banned for too many requests (HTTP 418): waiting Retry-After"),
+    429: Rule(_T, ANY, "rate limited (HTTP 429): waiting Retry-After"),
+    **{s: Rule(_T, ANY, f"server error (HTTP {s}): retrying", "lookup") for s in range(500, 600)},
+}
+
+# (ccxt class name, rule for order calls, rule for other calls); most specific first.
+_FATAL_CLASS = Rule(_F, ANY, "the exchange refused the request as malformed or unsupported")
+CLASS_RULES: tuple[tuple[str, Rule], ...] = (
+    ("AuthenticationError", Rule(_F, ANY, _AUTH)),  # includes PermissionDenied, AccountSuspended
+    ("NotSupported", Rule(_F, ANY, "the exchange does not support this call")),
+    ("OrderNotFound", Rule(_R, CANCEL_CALLS, "order already gone: counts as cancelled", "gone")),
+    ("OrderNotFound", Rule(_R, LOOKUP_CALLS, "no such order: it was never placed", "absent")),
+    ("DuplicateOrderId", Rule(_R, frozenset({"create_order"}), "duplicate client id", "lookup")),
+    ("InvalidOrder", Rule(_R, ORDER_CALLS, _REJ)),
+    ("InsufficientFunds", Rule(_R, ORDER_CALLS, "insufficient margin: order refused")),
+    ("BadRequest", _FATAL_CLASS),
+    ("ArgumentsRequired", _FATAL_CLASS),
+    ("BadResponse", Rule(_F, ANY, "the exchange answered something unreadable")),
+    ("InvalidNonce", Rule(_T, ANY, "timestamp refused: resyncing exchange time", "resync")),
+    ("RateLimitExceeded", Rule(_T, ANY, "rate limited: backing off")),
+    ("DDoSProtection", Rule(_T, ANY, "rate limited / IP ban: backing off")),
+    ("RequestTimeout", Rule(_T, ANY, "request timed out: outcome unknown, resolving", "lookup")),
+    ("OnMaintenance", Rule(_T, ANY, "exchange under maintenance: retrying")),
+    ("ExchangeNotAvailable", Rule(_T, ANY, "exchange not reachable: retrying", "lookup")),
+    ("NetworkError", Rule(_T, ANY, "network error: retrying", "lookup")),
+)
+
+UNKNOWN = Rule(_F, ANY, "unrecognised failure: unknown means fatal")
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: Kind
+    call: str
+    endpoint: str  # "GET /fapi/v2/account", or "" when not known
+    code: int | None
+    status: int | None
+    error: str  # ccxt class name (or exception type)
+    detail: str  # the exchange's own words, trimmed
+    action: str  # what it means and what to do
+    outcome: str = ""
+    matched: str = ""  # which row decided: "code -2019", "status 404", "class InvalidOrder"
+
+    def describe(self) -> str:
+        where = f"{self.call} {self.endpoint}".strip()
+        bits = [f"{where}: {self.kind}"]
+        if self.code is not None:
+            bits.append(f"code {self.code}")
+        if self.status is not None:
+            bits.append(f"HTTP {self.status}")
+        bits.append(f"{self.error}: {self.detail}" if self.detail else self.error)
+        return ", ".join(bits) + f" -- {self.action}"
+
+
+class ExchangeCallError(Exception):
+    """A classified failure of one exchange call; ``kind`` is what the bus Responder replies."""
+
+    def __init__(self, c: Classification) -> None:
+        super().__init__(c.describe())
+        self.classification = c
+        self.kind = str(c.kind)
+
+
+class Fatal(ExchangeCallError):
+    """Policy: stop trading, request a halt (the kill switch flattens), alert naming the call."""
+
+
+class Rejected(ExchangeCallError):
+    """Policy: this order is refused; trading continues. Not retried."""
+
+
+class Transient(ExchangeCallError):
+    """Policy: retry within budget. Raised only to code that chose a single attempt."""
+
+
+def error_for(c: Classification) -> ExchangeCallError:
+    return {Kind.FATAL: Fatal, Kind.REJECTED: Rejected, Kind.TRANSIENT: Transient}[c.kind](c)
+
+
+_JSON = re.compile(r"\{.*\}", re.S)
+_URL = re.compile(r"\b(GET|POST|PUT|DELETE|PATCH) (\S+?)(?:\?\S*)?(?: (\d{3}) |\s*$)")
+_STATUS = re.compile(r"^\S+ (\d{3}) ")  # binance's 418/429 form: "binanceusdm 429 Too Many ..."
+
+
+def parse_code(text: str) -> tuple[int | None, str]:
+    """The exchange code and message from a ccxt error string, e.g. '... {"code":-2019,...}'."""
+    m = _JSON.search(text)
+    if not m:
+        return None, ""
+    try:
+        body = json.loads(m.group(0))
+    except ValueError:
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code")
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    if code == 0 or code == 200:
+        code = None
+    return code, str(body.get("msg", ""))
+
+
+def parse_http(text: str) -> tuple[str, int | None]:
+    """(endpoint, status) from ccxt's 'id METHOD URL STATUS reason body' message form."""
+    m = _URL.search(text)
+    endpoint, status = "", None
+    if m:
+        path = re.sub(r"^https?://[^/]+", "", m.group(2))
+        endpoint = f"{m.group(1)} {path}"
+        status = int(m.group(3)) if m.group(3) else None
+    if status is None:
+        s = _STATUS.match(text)
+        status = int(s.group(1)) if s else None
+    return endpoint, status
+
+
+def _class_names(exc: BaseException) -> list[str]:
+    return [k.__name__ for k in type(exc).__mro__]
+
+
+def classify(call: str, exc: BaseException, *, status: int | None = None,
+             endpoint: str | None = None) -> Classification:
+    """Decide the kind of one failure of ``call``. Pure: no I/O, no state."""
+    text = str(exc)
+    code, msg = parse_code(text)
+    ep, st = parse_http(text)
+    status = status if status is not None else st
+    endpoint = endpoint or ep
+    names = _class_names(exc)
+    detail = re.sub(r"\?\S*", "", msg or text)[:300]  # no query strings (signatures)
+
+    def made(rule: Rule, matched: str) -> Classification:
+        return Classification(rule.kind, call, endpoint, code, status, names[0], detail,
+                              rule.action, rule.outcome, matched)
+
+    if code is not None:
+        for rule in CODE_RULES.get(code, ()):
+            if rule.calls is None or call in rule.calls:
+                return made(rule, f"code {code}")
+        known = code in CODE_RULES
+        why = f"code {code} is not expected on {call}" if known else f"unknown code {code}"
+        return made(Rule(_F, ANY, why + ": unknown means fatal"), f"code {code}")
+    if status is not None and status in STATUS_RULES:
+        return made(STATUS_RULES[status], f"status {status}")
+    for cls, rule in CLASS_RULES:
+        if cls in names and (rule.calls is None or call in rule.calls):
+            return made(rule, f"class {cls}")
+    return made(UNKNOWN, "unknown")
+
+
+def budget_exhausted(c: Classification, failures: int, seconds: float) -> Classification:
+    """A transient error that outlived its budget: the same facts, now fatal."""
+    return Classification(
+        Kind.FATAL, c.call, c.endpoint, c.code, c.status, c.error, c.detail,
+        f"still failing after {failures} attempts over {seconds:.0f} s ({c.action}): "
+        "the retry budget is spent", c.outcome, "budget")

@@ -1,0 +1,98 @@
+"""API keys: loading (environment or a 0600 key file) and the key-permission pre-flight.
+
+Keys are never logged, put in metrics or notifications: :class:`ApiKeys` hides them in ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("flatguard.keys")
+
+ENV_KEY = "FLATGUARD_API_KEY"
+ENV_SECRET = "FLATGUARD_API_SECRET"
+
+
+class KeysError(RuntimeError):
+    """Keys missing, unreadable, exposed (file mode) or unsafe. Fatal at start-up: fix and restart."""
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    key: str = field(repr=False)
+    secret: str = field(repr=False)
+    source: str = ""
+
+    def __repr__(self) -> str:
+        return f"ApiKeys(source={self.source!r}, key=***)"
+
+
+def load_keys(key_file: str | None, env: dict[str, str] | None = None) -> ApiKeys:
+    """From ``key_file`` ("key\\nsecret", mode 0600) when given, else the environment."""
+    env = dict(os.environ) if env is None else env
+    if key_file:
+        p = Path(key_file).expanduser()
+        try:
+            st = p.stat()
+        except OSError as e:
+            raise KeysError(f"exchange.key_file {p}: cannot read ({e.strerror})") from None
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise KeysError(
+                f"exchange.key_file {p} has mode {mode:04o}: other users can read the API key; "
+                f"run `chmod 600 {p}` and start again")
+        lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+        if len(lines) < 2:
+            raise KeysError(f"exchange.key_file {p}: expected two lines, the key then the secret")
+        return ApiKeys(lines[0], lines[1], f"file {p}")
+    key, secret = env.get(ENV_KEY, ""), env.get(ENV_SECRET, "")
+    if not key or not secret:
+        raise KeysError(
+            f"no API keys: set {ENV_KEY} and {ENV_SECRET}, or exchange.key_file (mode 0600)")
+    return ApiKeys(key, secret, "environment")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    checked: bool
+    can_withdraw: bool = False
+    ip_restricted: bool = True
+    note: str = ""
+
+    @property
+    def unsafe(self) -> bool:
+        return self.checked and (self.can_withdraw or not self.ip_restricted)
+
+    def problems(self) -> str:
+        bits = []
+        if self.can_withdraw:
+            bits.append("the key can WITHDRAW funds")
+        if not self.ip_restricted:
+            bits.append("the key has NO IP restriction")
+        return "; ".join(bits)
+
+
+async def check_permissions(ex: Any, exchange_id: str) -> KeyCheck:
+    """Where the exchange exposes a key's permissions, read them; otherwise say so quietly.
+
+    Binance: ``GET /sapi/v1/account/apiRestrictions`` (``ipRestrict``, ``enableWithdrawals``).
+    The sim and Binance-compatible servers without that endpoint are skipped; a failure of the
+    check itself is not a trading error (we never trade on that endpoint): it is reported.
+    """
+    if exchange_id == "sim" or not exchange_id.startswith("binance"):
+        return KeyCheck(False, note=f"{exchange_id}: key permissions not exposed, not checked")
+    fn = getattr(ex, "sapiGetAccountApiRestrictions", None)
+    sapi = str(ex.urls.get("api", {}).get("sapi", ""))
+    if fn is None or "binance" not in sapi:
+        return KeyCheck(False, note="key permissions endpoint not configured, not checked")
+    try:
+        r = await fn()
+    except Exception as e:  # noqa: BLE001 - report, never trade on this
+        return KeyCheck(False, note=f"key permission check failed: {type(e).__name__}")
+    return KeyCheck(True, can_withdraw=bool(r.get("enableWithdrawals")),
+                    ip_restricted=bool(r.get("ipRestrict")))

@@ -1,0 +1,193 @@
+"""The account as the connector knows it: built from the event feed, confirmed against REST.
+
+Inventory comes from the feed (orders, positions, balance); every ``reconcile_interval`` and
+after every feed reconnect the REST state is read and compared. A difference is logged, alerted
+and corrected from the exchange (REST wins). ``confirmed`` is the wall time of the last REST
+read that succeeded; unconfirmed for ``max_unconfirmed`` is fatal (checked by the service).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+OPEN = frozenset({"open", "new", "partially_filled"})
+EPS = 1e-9
+DONE_MEMORY = 10_000
+TERMINAL = frozenset({"closed", "canceled", "cancelled", "rejected", "expired", "filled"})
+
+
+def _f(v: Any, default: float = 0.0) -> float:
+    try:
+        return float(v) if v is not None else default
+    except (TypeError, ValueError):
+        return default
+
+
+def position_row(p: dict[str, Any]) -> dict[str, Any]:
+    """A ccxt unified position as the wire's Position (signed contracts)."""
+    info = p.get("info") or {}
+    amt = info.get("positionAmt")
+    contracts = _f(amt) if amt is not None else _f(p.get("contracts")) * (
+        -1.0 if p.get("side") == "short" else 1.0)
+    mark = _f(p.get("markPrice")) or _f(info.get("markPrice"))
+    entry = _f(p.get("entryPrice")) or _f(info.get("entryPrice"))
+    upnl = p.get("unrealizedPnl")
+    upnl = _f(upnl) if upnl is not None else (mark - entry) * contracts if mark else 0.0
+    return {
+        "symbol": p["symbol"],
+        "side": "long" if contracts > EPS else "short" if contracts < -EPS else "flat",
+        "contracts": contracts, "entry_price": entry, "mark": mark,
+        "notional": abs(contracts) * (mark or entry), "unrealized_pnl": upnl,
+    }
+
+
+def order_row(o: dict[str, Any]) -> dict[str, Any]:
+    info = o.get("info") or {}
+    return {
+        "client_id": o.get("clientOrderId") or info.get("clientOrderId") or info.get("c") or "",
+        "id": str(o.get("id") or ""), "symbol": o.get("symbol"), "side": o.get("side"),
+        "type": o.get("type"), "price": _f(o.get("price")) or None, "amount": _f(o.get("amount")),
+        "filled": _f(o.get("filled")), "status": o.get("status"),
+        "average": _f(o.get("average")) or None,
+        "reduce_only": bool(o.get("reduceOnly") or info.get("reduceOnly") or info.get("R")),
+    }
+
+
+def balance_of(b: dict[str, Any], quote: str = "USDT") -> tuple[float | None, float | None]:
+    """(wallet balance, margin balance/equity) from a ccxt balance, None where not present."""
+    info = b.get("info") or {}
+    total = (b.get("total") or {}).get(quote)
+    wallet = _f(info.get("totalWalletBalance")) if "totalWalletBalance" in info else (
+        _f(total) if total is not None else None)
+    equity = _f(info["totalMarginBalance"]) if "totalMarginBalance" in info else None
+    return wallet, equity
+
+
+@dataclass
+class RestState:
+    positions: dict[str, dict[str, Any]]
+    orders: dict[str, dict[str, Any]]
+    balance: float
+    equity: float | None
+    read_at: float
+
+
+@dataclass
+class Account:
+    positions: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> Position
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # exchange id -> Order
+    balance: float = 0.0
+    equity_rest: float | None = None
+    confirmed: float = 0.0  # wall time of the last REST confirmation
+    version: int = 0  # bumped by every change from the feed
+    adopted: list[dict[str, Any]] = field(default_factory=list)
+    leverage: int = 0
+    _done: dict[str, None] = field(default_factory=dict)  # ids seen closed (insertion-ordered)
+
+    # --- from the feed ----------------------------------------------------------------------
+
+    def apply_order(self, o: dict[str, Any]) -> dict[str, Any]:
+        """Apply an update; a late "open" for an order already seen closed is ignored (the
+        feed and a REST reply race each other)."""
+        row = order_row(o)
+        if row["status"] in OPEN:
+            if row["id"] not in self._done:
+                self.orders[row["id"]] = row
+        else:
+            self.orders.pop(row["id"], None)
+            self._done[row["id"]] = None
+            if len(self._done) > DONE_MEMORY:
+                self._done.pop(next(iter(self._done)))
+        self.version += 1
+        return row
+
+    def apply_position(self, p: dict[str, Any]) -> dict[str, Any]:
+        row = position_row(p)
+        if abs(row["contracts"]) > EPS:
+            self.positions[row["symbol"]] = row
+        else:
+            self.positions.pop(row["symbol"], None)
+        self.version += 1
+        return row
+
+    def apply_balance(self, b: dict[str, Any]) -> None:
+        wallet, equity = balance_of(b)
+        if wallet is not None:
+            self.balance = wallet
+        if equity is not None:
+            self.equity_rest = equity
+        self.version += 1
+
+    def mark(self, symbol: str, price: float) -> None:
+        p = self.positions.get(symbol)
+        if p is not None and price > 0:
+            p["mark"] = price
+            p["notional"] = abs(p["contracts"]) * price
+            p["unrealized_pnl"] = (price - p["entry_price"]) * p["contracts"]
+
+    # --- against REST -----------------------------------------------------------------------
+
+    def differences(self, rest: RestState) -> list[str]:
+        out = []
+        for sym in sorted(set(self.positions) | set(rest.positions)):
+            mine = self.positions.get(sym, {}).get("contracts", 0.0)
+            theirs = rest.positions.get(sym, {}).get("contracts", 0.0)
+            if abs(mine - theirs) > EPS:
+                out.append(f"position {sym}: feed {mine:g}, exchange {theirs:g}")
+        for oid in sorted(set(self.orders) - set(rest.orders)):
+            o = self.orders[oid]
+            out.append(f"order {o['client_id'] or oid} {o['symbol']}: open here, gone on exchange")
+        for oid in sorted(set(rest.orders) - set(self.orders)):
+            o = rest.orders[oid]
+            out.append(f"order {o['client_id'] or oid} {o['symbol']}: on exchange, unknown here")
+        for oid in sorted(set(rest.orders) & set(self.orders)):
+            a, b = self.orders[oid]["filled"], rest.orders[oid]["filled"]
+            if abs(a - b) > EPS:
+                out.append(f"order {oid}: filled feed {a:g}, exchange {b:g}")
+        return out
+
+    def replace(self, rest: RestState) -> None:
+        self.positions = {s: dict(p) for s, p in rest.positions.items()}
+        self.orders = {i: dict(o) for i, o in rest.orders.items()}
+        self.balance = rest.balance
+        self.equity_rest = rest.equity
+        self.confirmed = rest.read_at
+
+    # --- views ------------------------------------------------------------------------------
+
+    def equity(self) -> float:
+        return self.balance + sum(p["unrealized_pnl"] for p in self.positions.values())
+
+    def exposure(self) -> float:
+        return sum(p["notional"] for p in self.positions.values())
+
+    def snapshot(self, source: str) -> dict[str, Any]:
+        eq = self.equity()
+        return {
+            "equity": eq, "balance": self.balance,
+            "positions": [dict(p) for _, p in sorted(self.positions.items())],
+            "open_orders": [{k: o[k] for k in ("client_id", "id", "symbol", "side", "type",
+                                                "price", "amount", "filled", "reduce_only")}
+                            for o in self.orders.values()],
+            "confirmed": self.confirmed, "exposure": self.exposure(),
+            "leverage": self.leverage, "effective_leverage": self.exposure() / eq if eq > 0 else 0.0,
+            "adopted": list(self.adopted), "source": source,
+        }
+
+
+def rest_state(positions: list[dict[str, Any]], orders: list[dict[str, Any]],
+               balance: dict[str, Any]) -> RestState:
+    pos = {}
+    for p in positions:
+        row = position_row(p)
+        if abs(row["contracts"]) > EPS:
+            pos[row["symbol"]] = row
+    ords = {}
+    for o in orders:
+        row = order_row(o)
+        if row["status"] in OPEN:
+            ords[row["id"]] = row
+    wallet, equity = balance_of(balance)
+    return RestState(pos, ords, wallet or 0.0, equity, time.time())

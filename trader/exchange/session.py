@@ -1,0 +1,166 @@
+"""Build a configured async ccxt exchange object (REST, or ccxt.pro for WebSocket too).
+
+Pointing ccxt at another host (the simulator, a proxy) is more than swapping one URL:
+
+* Binance keeps ~20 base URLs in ``urls['api']`` (fapi v1/v2/v3 public and private, sapi, dapi,
+  papi, ...). Every one is replaced, keeping its path, so no call can leak to the real host.
+* ccxt.pro derives its USDⓈ-M stream URLs from ``urls['api']['ws']['linear']``
+  (``<base>/ws`` → ``<base>/market/ws/<n>``, ``/public/ws/<n>``, ``/private/ws?listenKey=``).
+* ccxt 4.5.90 chooses Binance's futures error table by URL prefix
+  (``binance.get_exceptions_by_url``: ``https://fapi.binance.com/`` → ``exceptions['linear']``).
+  Under any other base URL, -2019 (margin insufficient) and -2022 (reduce-only rejected)
+  would degrade to a bare ``ExchangeError``. The overridden base is therefore registered as
+  a USDⓈ-M host (``_LocalLinearErrors``), so the error classes are exactly those real Binance
+  produces: -2019 → ``InsufficientFunds``, -2022 → ``InvalidOrder``.
+
+``testnet=True`` without ``url``: Binance closed the futures testnet to ccxt — in 4.5.90
+``sign()`` raises ``NotSupported`` for ``testnet.binancefuture.com`` unless
+``options['disableFuturesSandboxWarning']`` — and offers "demo trading" instead;
+``enable_demo_trading(True)`` swaps ``urls['api']`` for ``urls['demo']``
+(``demo-fapi.binance.com``; streams ``fstream.binancefuture.com``). For the binance family this
+module uses demo trading; other exchanges use ``set_sandbox_mode(True)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+from ccxt.async_support.base.exchange import Exchange
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+BINANCE_IDS = frozenset({"binance", "binanceusdm", "binancecoinm"})
+DEFAULT_RECV_WINDOW_MS = 10_000  # ccxt's own default; Binance accepts at most 60_000
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"not an absolute URL: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def is_loopback(url: str) -> bool:
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+def default_ws_url(url: str) -> str:
+    """The simulator's stream base for a REST base: same host and port, ``/ws``."""
+    origin = _origin(url)
+    return ("wss" if origin.startswith("https") else "ws") + origin[origin.index(":"):] + "/ws"
+
+
+def _rebase(value: object, origin: str) -> object:
+    """Every URL string in a (nested) urls dict moved to ``origin``, paths kept."""
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if not parts.scheme:
+            return value
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return origin + path
+    if isinstance(value, Mapping):
+        return {k: _rebase(v, origin) for k, v in value.items()}
+    return value
+
+
+@functools.cache
+def _with_local_linear_errors(cls: type[Exchange]) -> type[Exchange]:
+    """A subclass of a Binance class that maps a local base URL to the USDⓈ-M error table."""
+
+    class _LocalLinearErrors(cls):  # type: ignore[misc, valid-type]
+        local_linear_prefixes: tuple[str, ...] = ()
+
+        def get_exceptions_by_url(self, url: str | None, exactOrBroad: str) -> dict:  # noqa: N803
+            if url is not None and url.startswith(self.local_linear_prefixes):
+                table = self.safe_dict(self.exceptions, "linear", {})
+                return self.safe_dict(table, exactOrBroad, {})
+            return super().get_exceptions_by_url(url, exactOrBroad)
+
+    _LocalLinearErrors.__name__ = _LocalLinearErrors.__qualname__ = cls.__name__
+    return _LocalLinearErrors
+
+
+def build_exchange(
+    exchange_id: str,
+    *,
+    url: str | None = None,
+    ws_url: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    testnet: bool = False,
+    pro: bool = False,
+    rate_limit: bool | None = None,
+    recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    options: Mapping[str, Any] | None = None,
+) -> Exchange:
+    """An async ccxt exchange (``ccxt.pro`` when ``pro``), configured but not yet connected.
+
+    ``url`` overrides every REST base (and, for ccxt.pro, ``ws_url`` — default: derived from
+    ``url`` as ``ws://host:port/ws`` — every stream base); with ``url`` set, ``testnet`` is
+    ignored because the override already names the target. The rate limiter is off for
+    loopback URLs and on otherwise unless ``rate_limit`` says. The caller must
+    ``await exchange.close()``.
+    """
+    if not 0 < recv_window_ms <= 60_000:
+        raise ValueError("recv_window_ms must be in (0, 60000]: Binance rejects more (-1131)")
+    module = ccxt_pro if pro else ccxt_async
+    try:
+        cls: type[Exchange] = getattr(module, exchange_id)
+    except AttributeError:
+        raise ValueError(f"unknown ccxt exchange id {exchange_id!r}") from None
+    binance = exchange_id in BINANCE_IDS
+    if url is not None and binance:
+        cls = _with_local_linear_errors(cls)
+
+    limiter = rate_limit if rate_limit is not None else not (url and is_loopback(url))
+    config: dict[str, Any] = {"enableRateLimit": limiter, "timeout": timeout_ms}
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if api_secret is not None:
+        config["secret"] = api_secret
+    exchange = cls(config)
+
+    if binance:
+        exchange.options["fetchCurrencies"] = False  # a sapi call; futures-only keys fail it
+        exchange.options["recvWindow"] = recv_window_ms
+        exchange.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
+        if exchange_id == "binanceusdm":
+            exchange.options["defaultType"] = "swap"
+            exchange.options["defaultSubType"] = "linear"
+    if options:
+        exchange.options.update(options)
+
+    if url is not None:
+        _point_at(exchange, url, ws_url if ws_url is not None else default_ws_url(url), pro)
+        if binance:
+            exchange.local_linear_prefixes = (_origin(url) + "/fapi/",)
+    elif testnet:
+        if binance and hasattr(exchange, "enable_demo_trading"):
+            exchange.enable_demo_trading(True)
+        else:
+            exchange.set_sandbox_mode(True)
+    return exchange
+
+
+def _point_at(exchange: Exchange, url: str, ws_url: str, pro: bool) -> None:
+    origin = _origin(url)
+    api = dict(exchange.urls["api"]) if isinstance(exchange.urls["api"], Mapping) else {
+        "rest": exchange.urls["api"]}
+    ws = api.pop("ws", None)
+    rebased: dict[str, Any] = {k: _rebase(v, origin) for k, v in api.items()}
+    if pro and ws is not None:
+        ws_rebased = _rebase(ws, _origin(ws_url))
+        if isinstance(ws_rebased, dict) and "linear" in ws_rebased:
+            ws_rebased["linear"] = ws_url
+        rebased["ws"] = ws_rebased
+    exchange.urls["api"] = rebased
+    # sandbox/demo switches copy these over urls['api']: make them point here as well.
+    for key in ("test", "demo"):
+        if key in exchange.urls:
+            exchange.urls[key] = rebased

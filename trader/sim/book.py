@@ -1,0 +1,402 @@
+"""One simulated USDⓈ-M futures account: orders, matching, positions, fees, margin.
+
+Deliberate simplifications (documented so nobody mistakes them for Binance behaviour):
+liquidity is infinite at the best price (no partial fills, no slippage beyond the spread),
+there is no liquidation and no funding, margin is cross only (``marginType`` is recorded and
+reported but computes the same way), and only LIMIT and MARKET orders exist on
+``/fapi/v1/order`` (conditional orders live on Binance's algo endpoint, which is not simulated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from trader.sim.clock import SimClock
+from trader.sim.errors import BinanceError, not_required
+from trader.sim.market import Instrument, PriceFeed, instrument
+
+D = Decimal
+TAKER_FEE = D("0.0004")
+MAKER_FEE = D("0.0002")
+MAINT_MARGIN_RATE = D("0.004")
+FINAL_STATES = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED"})
+
+
+@dataclass
+class OrderRequest:
+    """A syntactically valid new-order request; the account checks everything else."""
+
+    symbol: str
+    side: str  # BUY | SELL
+    type: str  # LIMIT | MARKET
+    quantity: Decimal
+    price: Decimal | None = None
+    time_in_force: str | None = None
+    reduce_only: bool = False
+    position_side: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    qty: Decimal
+    price: Decimal  # 0 for market orders, like Binance
+    reduce_only: bool
+    position_side: str
+    time: int
+    update_time: int
+    status: str = "NEW"
+    executed: Decimal = D(0)
+    cum_quote: Decimal = D(0)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.executed
+
+    @property
+    def avg_price(self) -> Decimal:
+        return self.cum_quote / self.executed if self.executed else D(0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in FINAL_STATES
+
+
+@dataclass
+class Trade:
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: str
+    position_side: str
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    realized_pnl: Decimal
+    maker: bool
+    time: int
+
+
+@dataclass
+class Position:
+    symbol: str
+    side: str  # BOTH (one-way) | LONG | SHORT (hedge mode)
+    amt: Decimal = D(0)  # signed: negative is short
+    entry: Decimal = D(0)
+    update_time: int = 0
+
+
+def _decimals(value: Decimal) -> int:
+    """Significant digits after the point ("0.0010" has 3)."""
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _closes(pos: Position, side: str) -> bool:
+    """Does an order on this side reduce the position? In hedge mode the position side
+    decides (SELL closes LONG even when flat), in one-way mode the position's sign."""
+    if pos.side == "LONG":
+        return side == "SELL"
+    if pos.side == "SHORT":
+        return side == "BUY"
+    return (pos.amt > 0 and side == "SELL") or (pos.amt < 0 and side == "BUY")
+
+
+class AccountListener(Protocol):
+    """Receives what the user-data stream publishes."""
+
+    def on_order(self, order: Order, trade: Trade | None, exec_type: str) -> None: ...
+
+    def on_account(self, reason: str, positions: list[Position]) -> None: ...
+
+
+@dataclass
+class Account:
+    feed: PriceFeed
+    clock: SimClock
+    wallet: Decimal = D(10000)
+    default_leverage: int = 20
+    dual_side: bool = False
+    leverage: dict[str, int] = field(default_factory=dict)
+    margin_type: dict[str, str] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    trades: list[Trade] = field(default_factory=list)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    listeners: list[AccountListener] = field(default_factory=list)
+    wallet_update_time: int = 0
+    _next_order_id: int = 4_000_000_001
+    _next_trade_id: int = 500_000_001
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def leverage_of(self, symbol: str) -> int:
+        return self.leverage.get(symbol, self.default_leverage)
+
+    def position(self, symbol: str, side: str) -> Position:
+        return self.positions.setdefault((symbol, side), Position(symbol, side))
+
+    def open_positions(self) -> list[Position]:
+        return [p for p in self.positions.values() if p.amt != 0]
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        return [o for o in self.orders.values()
+                if o.is_open and (symbol is None or o.symbol == symbol)]
+
+    def mark(self, symbol: str) -> Decimal:
+        return self.feed.quotes[symbol].mark
+
+    def unrealized(self, p: Position) -> Decimal:
+        return (self.mark(p.symbol) - p.entry) * p.amt if p.amt else D(0)
+
+    def position_margin(self, p: Position) -> Decimal:
+        return abs(p.amt) * self.mark(p.symbol) / self.leverage_of(p.symbol)
+
+    def order_margin(self, o: Order) -> Decimal:
+        return D(0) if o.reduce_only else o.remaining * o.price / self.leverage_of(o.symbol)
+
+    def total_unrealized(self) -> Decimal:
+        return sum((self.unrealized(p) for p in self.open_positions()), D(0))
+
+    def initial_margin(self) -> Decimal:
+        return (sum((self.position_margin(p) for p in self.open_positions()), D(0))
+                + sum((self.order_margin(o) for o in self.open_orders()), D(0)))
+
+    def maint_margin(self) -> Decimal:
+        return sum((abs(p.amt) * self.mark(p.symbol) * MAINT_MARGIN_RATE
+                    for p in self.open_positions()), D(0))
+
+    def available(self) -> Decimal:
+        return self.wallet + self.total_unrealized() - self.initial_margin()
+
+    def liquidation_price(self, p: Position) -> Decimal:
+        """A single-position cross estimate: where wallet + PnL hits maintenance margin."""
+        if not p.amt:
+            return D(0)
+        qty = abs(p.amt)
+        if p.amt > 0:
+            price = (p.entry * qty - self.wallet) / (qty * (1 - MAINT_MARGIN_RATE))
+        else:
+            price = (p.entry * qty + self.wallet) / (qty * (1 + MAINT_MARGIN_RATE))
+        return max(price, D(0))
+
+    def find_order(self, symbol: str, order_id: int | None, client_id: str | None,
+                   *, code: int) -> Order:
+        matches = (o for o in reversed(self.orders.values()) if o.symbol == symbol and (
+            o.order_id == order_id if order_id is not None else o.client_order_id == client_id))
+        found = next(matches, None)
+        if found is None:
+            raise BinanceError(code)
+        return found
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def place(self, req: OrderRequest) -> Order:
+        inst = instrument(req.symbol)
+        pos_side = self._check_position_side(req)
+        self._check_filters(inst, req)
+        if req.client_order_id and any(o.client_order_id == req.client_order_id
+                                       for o in self.open_orders()):
+            raise BinanceError(-4116)
+        pos = self.position(inst.symbol, pos_side)
+        closing = _closes(pos, req.side)
+        if req.reduce_only and not closing:
+            raise BinanceError(-2022)
+        if pos_side != "BOTH" and closing and req.quantity > abs(pos.amt):
+            raise BinanceError(-2022)  # hedge mode cannot close more than the position
+        quote = self.feed.quotes[inst.symbol]
+        touch = quote.ask if req.side == "BUY" else quote.bid
+        crosses = req.type == "MARKET" or (
+            req.price is not None and (req.price >= touch if req.side == "BUY"
+                                       else req.price <= touch))
+        if req.type == "MARKET" and not (
+                quote.mark * inst.multiplier_down <= touch <= quote.mark * inst.multiplier_up):
+            raise BinanceError(-4131)
+        if crosses and req.time_in_force == "GTX":
+            raise BinanceError(-5022)
+        increase = req.quantity if not closing else max(D(0), req.quantity - abs(pos.amt))
+        if pos_side != "BOTH" and closing:
+            increase = D(0)  # a hedge-mode close never opens the other way
+        if not req.reduce_only and increase > 0:
+            cost_price = touch if crosses else (req.price or touch)
+            if increase * cost_price / self.leverage_of(inst.symbol) > self.available():
+                raise BinanceError(-2019)
+
+        now = self.clock.now_ms()
+        order = Order(
+            order_id=self._next_order_id, client_order_id=req.client_order_id or
+            f"sim{self._next_order_id}", symbol=inst.symbol, side=req.side, type=req.type,
+            time_in_force=req.time_in_force or "GTC", qty=req.quantity,
+            price=req.price if req.type == "LIMIT" and req.price is not None else D(0),
+            reduce_only=req.reduce_only, position_side=pos_side, time=now, update_time=now)
+        self._next_order_id += 1
+        self.orders[order.order_id] = order
+        self._notify_order(order, None, "NEW")
+        if crosses:
+            self._fill(order, touch, maker=False)
+        elif req.time_in_force in ("IOC", "FOK"):
+            self._finish(order, "EXPIRED")
+        return order
+
+    def cancel(self, symbol: str, order_id: int | None, client_id: str | None) -> Order:
+        order = self.find_order(instrument(symbol).symbol, order_id, client_id, code=-2011)
+        if not order.is_open:
+            raise BinanceError(-2011)
+        self._finish(order, "CANCELED")
+        return order
+
+    def cancel_all(self, symbol: str) -> list[Order]:
+        orders = self.open_orders(instrument(symbol).symbol)
+        for order in orders:
+            self._finish(order, "CANCELED")
+        return orders
+
+    def on_prices(self, symbols: Iterable[str]) -> None:
+        """Fill resting limit orders the new quotes cross, as maker at the limit price."""
+        wanted = set(symbols)
+        for order in [o for o in self.open_orders() if o.symbol in wanted]:
+            quote = self.feed.quotes[order.symbol]
+            if (order.side == "BUY" and quote.ask <= order.price) or (
+                    order.side == "SELL" and quote.bid >= order.price):
+                self._fill(order, order.price, maker=True)
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        if not 1 <= leverage <= 125:
+            raise BinanceError(-4028, f"Leverage {leverage} is not valid")
+        self.leverage[instrument(symbol).symbol] = leverage
+
+    def set_margin_type(self, symbol: str, margin_type: str) -> None:
+        sym = instrument(symbol).symbol
+        wanted = margin_type.lower()
+        if wanted not in ("isolated", "crossed", "cross"):
+            raise BinanceError(-1102, "Mandatory parameter 'marginType' was not sent, was "
+                                      "empty/null, or malformed.")
+        wanted = "isolated" if wanted == "isolated" else "cross"
+        if self.margin_type.get(sym, "cross") == wanted:
+            raise BinanceError(-4046)
+        self.margin_type[sym] = wanted
+
+    def set_dual_side(self, dual: bool) -> None:
+        if dual == self.dual_side:
+            raise BinanceError(-4059)
+        if self.open_orders():
+            raise BinanceError(-4067)
+        if self.open_positions():
+            raise BinanceError(-4068)
+        self.dual_side = dual
+
+    def seed_position(self, symbol: str, amount: Decimal, entry: Decimal | None,
+                      side: str = "BOTH") -> Position:
+        """Put a position on the books directly (test setup), no order, no fee."""
+        sym = instrument(symbol).symbol
+        pos = self.position(sym, side)
+        pos.amt = amount
+        pos.entry = entry if entry is not None else self.mark(sym) if amount else D(0)
+        pos.update_time = self.clock.now_ms()
+        self._notify_account("ORDER", [pos])
+        return pos
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _check_position_side(self, req: OrderRequest) -> str:
+        ps = (req.position_side or "BOTH").upper()
+        if self.dual_side:
+            if ps not in ("LONG", "SHORT"):
+                raise BinanceError(-4061)
+            if req.reduce_only:
+                raise not_required("reduceOnly")
+            return ps
+        if ps != "BOTH":
+            raise BinanceError(-4061)
+        return ps
+
+    def _check_filters(self, inst: Instrument, req: OrderRequest) -> None:
+        if req.quantity <= 0:
+            raise BinanceError(-4003)
+        if _decimals(req.quantity) > inst.qty_precision:
+            raise BinanceError(-1111)
+        if req.quantity % inst.step:
+            raise BinanceError(-4023)
+        if req.quantity < inst.min_qty:
+            raise BinanceError(-1013, "Filter failure: LOT_SIZE")
+        max_qty = inst.market_max_qty if req.type == "MARKET" else inst.max_qty
+        if req.quantity > max_qty:
+            raise BinanceError(-4005)
+        mark = self.mark(inst.symbol)
+        if req.price is not None:
+            if _decimals(req.price) > inst.price_precision:
+                raise BinanceError(-1111)
+            if req.price < inst.min_price:
+                raise BinanceError(-4013, "Price less than min price.")
+            if req.price % inst.tick:
+                raise BinanceError(-4014)
+            if req.side == "BUY" and req.price > mark * inst.multiplier_up:
+                raise BinanceError(-4016, "Limit price can't be higher than "
+                                   f"{inst.fmt_price(mark * inst.multiplier_up)}.")
+            if req.side == "SELL" and req.price < mark * inst.multiplier_down:
+                raise BinanceError(-4024, "Limit price can't be lower than "
+                                   f"{inst.fmt_price(mark * inst.multiplier_down)}.")
+        notional = req.quantity * (req.price if req.price is not None else mark)
+        if not req.reduce_only and notional < inst.min_notional:
+            raise BinanceError(-4164, f"Order's notional must be no smaller than "
+                                      f"{inst.min_notional} (unless you choose reduce only).")
+
+    def _fill(self, order: Order, price: Decimal, *, maker: bool) -> None:
+        pos = self.position(order.symbol, order.position_side)
+        qty = order.remaining
+        if order.reduce_only or _closes(pos, order.side) and pos.side != "BOTH":
+            # Reduce-only and hedge-mode closes never flip or grow the position; the
+            # position may have shrunk since the order was accepted.
+            qty = min(qty, abs(pos.amt)) if _closes(pos, order.side) else D(0)
+            if qty == 0:
+                self._finish(order, "EXPIRED")
+                return
+        signed = qty if order.side == "BUY" else -qty
+        realized = D(0)
+        if pos.amt == 0 or (pos.amt > 0) == (signed > 0):
+            total = abs(pos.amt) + qty
+            pos.entry = (abs(pos.amt) * pos.entry + qty * price) / total
+        else:
+            closed = min(qty, abs(pos.amt))
+            realized = closed * (price - pos.entry) * (1 if pos.amt > 0 else -1)
+            if qty > abs(pos.amt):
+                pos.entry = price  # flipped: the remainder opens at the fill price
+        pos.amt += signed
+        if pos.amt == 0:
+            pos.entry = D(0)
+        fee = qty * price * (MAKER_FEE if maker else TAKER_FEE)
+        self.wallet += realized - fee
+        now = self.clock.now_ms()
+        pos.update_time = self.wallet_update_time = now
+        order.executed += qty
+        order.cum_quote += qty * price
+        order.update_time = now
+        order.status = "FILLED" if order.remaining == 0 else "EXPIRED"
+        trade = Trade(self._next_trade_id, order.order_id, order.symbol, order.side,
+                      order.position_side, price, qty, fee, realized, maker, now)
+        self._next_trade_id += 1
+        self.trades.append(trade)
+        self.feed.record_trade(order.symbol, qty, price)
+        self._notify_account("ORDER", [pos])
+        self._notify_order(order, trade, "TRADE")
+
+    def _finish(self, order: Order, status: str) -> None:
+        order.status = status
+        order.update_time = self.clock.now_ms()
+        self._notify_order(order, None, "CANCELED" if status == "CANCELED" else "EXPIRED")
+
+    def _notify_order(self, order: Order, trade: Trade | None, exec_type: str) -> None:
+        for listener in self.listeners:
+            listener.on_order(order, trade, exec_type)
+
+    def _notify_account(self, reason: str, positions: list[Position]) -> None:
+        for listener in self.listeners:
+            listener.on_account(reason, positions)

@@ -1,0 +1,182 @@
+"""The unsigned ``/_sim/`` control API (loopback only): faults, prices, seeding, inspection.
+
+Actions take an optional JSON object body and answer JSON; the HTTP method does not matter
+(test helpers send GET when they have no body).
+
+    GET  /_sim/state                 positions, open orders, balances, request counts, faults
+    GET  /_sim/orders                every order request received (clientOrderId, outcome)
+    POST /_sim/retire                {"path", "method"?, "status"? (404) | "code"?}
+    POST /_sim/fail                  {"path", "method"?, "count", "status"? | "code"?, "after"?}
+    POST /_sim/latency               {"ms", "path"?}
+    POST /_sim/skew                  {"seconds"}
+    POST /_sim/clear                 clear retire/fail/latency rules and the skew
+    POST /_sim/drop_ws               close every WebSocket connection now
+    POST /_sim/freeze | /_sim/unfreeze   stop / restart the mark-price random walk
+    POST /_sim/price                 {"symbol", "price", "spread"?}: set, publish, match at once
+    POST /_sim/position              {"symbol", "amount", "entry_price"?, "position_side"?}
+    POST /_sim/order                 a resting order placed directly (same fields as the REST
+                                     endpoint, JSON, no signature; Binance checks still apply)
+    POST /_sim/expire_listen_keys    expire every listen key now (sends listenKeyExpired)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from trader.sim import shapes
+from trader.sim.errors import BinanceError
+from trader.sim.faults import Failure
+from trader.sim.market import instrument
+from trader.sim.params import Params, order_request
+from trader.sim.state import STATE_KEY, SimState
+
+Body = dict[str, Any]
+Action = Callable[[SimState, Body], Awaitable[object]]
+_LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+class BadControlRequest(ValueError):
+    pass
+
+
+def _dec(body: Body, key: str) -> Decimal:
+    try:
+        return Decimal(str(body[key]))
+    except (KeyError, InvalidOperation):
+        raise BadControlRequest(f"'{key}' must be a number") from None
+
+
+def _failure(body: Body, default_status: int) -> Failure:
+    if body.get("code") is not None:
+        return Failure(code=int(body["code"]), status=body.get("status"))
+    return Failure(status=int(body.get("status", default_status)))
+
+
+def state_view(s: SimState) -> dict[str, object]:
+    acct = s.account
+    return {
+        "server_time": s.clock.now_ms(),
+        "skew_ms": s.clock.skew_ms,
+        "frozen": s.frozen,
+        "dual_side": acct.dual_side,
+        "positions": [shapes.position_risk(acct, p, v2=True) for p in acct.open_positions()],
+        "open_orders": [shapes.order(o) for o in acct.open_orders()],
+        "balances": shapes.balance(acct),
+        "wallet": str(acct.wallet),
+        "marks": {sym: str(q.mark) for sym, q in s.feed.quotes.items()},
+        "leverage": dict(acct.leverage),
+        "requests": dict(s.requests),
+        "orders_received": sum(1 for e in s.order_log
+                               if e["method"] == "POST" and e["path"] == "/fapi/v1/order"),
+        "countdowns": dict(s.countdowns.deadlines),
+        "countdowns_fired": dict(s.countdowns.fired),
+        "listen_keys": len(s.hub.listen_keys),
+        "ws_connections": len(s.hub.conns),
+        "faults": s.faults.snapshot(),
+    }
+
+
+async def _state(s: SimState, b: Body) -> object:
+    return state_view(s)
+
+
+async def _orders(s: SimState, b: Body) -> object:
+    return s.order_log
+
+
+async def _retire(s: SimState, b: Body) -> object:
+    s.faults.retire(str(b["path"]), method=b.get("method"), failure=_failure(b, 404))
+    return s.faults.snapshot()
+
+
+async def _fail(s: SimState, b: Body) -> object:
+    s.faults.fail(str(b["path"]), int(b.get("count", 1)), _failure(b, 503),
+                  method=b.get("method"), after=bool(b.get("after", False)))
+    return s.faults.snapshot()
+
+
+async def _latency(s: SimState, b: Body) -> object:
+    s.faults.set_latency(float(b["ms"]), b.get("path"))
+    return s.faults.snapshot()
+
+
+async def _skew(s: SimState, b: Body) -> object:
+    s.clock.set_skew(float(b["seconds"]))
+    return {"skew_ms": s.clock.skew_ms}
+
+
+async def _clear(s: SimState, b: Body) -> object:
+    s.faults.clear()
+    s.clock.set_skew(0)
+    return s.faults.snapshot()
+
+
+async def _drop_ws(s: SimState, b: Body) -> object:
+    return {"dropped": s.hub.drop_all()}
+
+
+async def _freeze(s: SimState, b: Body) -> object:
+    s.frozen = True
+    return {"frozen": True}
+
+
+async def _unfreeze(s: SimState, b: Body) -> object:
+    s.frozen = False
+    return {"frozen": False}
+
+
+async def _price(s: SimState, b: Body) -> object:
+    sym = instrument(str(b.get("symbol", ""))).symbol
+    spread = _dec(b, "spread") if "spread" in b else None
+    s.feed.set_price(sym, _dec(b, "price"), spread)
+    s.tick([sym])
+    q = s.feed.quotes[sym]
+    return {"symbol": sym, "mark": str(q.mark), "bid": str(q.bid), "ask": str(q.ask)}
+
+
+async def _position(s: SimState, b: Body) -> object:
+    entry = _dec(b, "entry_price") if b.get("entry_price") is not None else None
+    pos = s.account.seed_position(str(b.get("symbol", "")), _dec(b, "amount"), entry,
+                                  str(b.get("position_side", "BOTH")))
+    return shapes.position_risk(s.account, pos, v2=True)
+
+
+async def _order(s: SimState, b: Body) -> object:
+    params = Params({k: str(v).lower() if isinstance(v, bool) else str(v)
+                     for k, v in b.items()})
+    return shapes.order(s.account.place(order_request(params)))
+
+
+async def _expire(s: SimState, b: Body) -> object:
+    return {"expired": s.hub.expire_due(force=True)}
+
+
+ACTIONS: dict[str, Action] = {
+    "state": _state, "orders": _orders, "retire": _retire, "fail": _fail,
+    "latency": _latency, "skew": _skew, "clear": _clear, "drop_ws": _drop_ws,
+    "freeze": _freeze, "unfreeze": _unfreeze, "price": _price, "position": _position,
+    "order": _order, "expire_listen_keys": _expire,
+}
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    if request.remote not in _LOOPBACK:
+        return web.json_response({"error": "control API is loopback-only"}, status=403)
+    action = ACTIONS.get(request.match_info["action"])
+    if action is None:
+        return web.json_response({"error": "unknown control action"}, status=404)
+    try:
+        body: Body = await request.json() if request.can_read_body else {}
+        if not isinstance(body, dict):
+            raise BadControlRequest("body must be a JSON object")
+        result = await action(request.app[STATE_KEY], body)
+    except BinanceError as err:
+        return web.json_response(err.body(), status=err.status)
+    except (BadControlRequest, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+    return web.json_response(result)

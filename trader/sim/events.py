@@ -1,0 +1,78 @@
+"""WebSocket payloads: market streams and user-data events, in Binance USDⓈ-M's shapes."""
+
+from __future__ import annotations
+
+from trader.sim.book import Account, Order, Position, Trade
+from trader.sim.market import INSTRUMENTS, Quote
+from trader.sim.shapes import Json, book_ticker, premium_index, ticker_24hr
+
+
+def mark_price(q: Quote, now: int) -> Json:
+    p = premium_index(q, now)
+    return {"e": "markPriceUpdate", "E": now, "s": q.inst.symbol, "p": p["markPrice"],
+            "ap": p["markPrice"], "i": p["indexPrice"], "P": p["estimatedSettlePrice"],
+            "r": p["lastFundingRate"], "T": p["nextFundingTime"]}
+
+
+def book(q: Quote, now: int) -> Json:
+    b = book_ticker(q)
+    return {"e": "bookTicker", "u": q.update_id, "s": q.inst.symbol, "b": b["bidPrice"],
+            "B": b["bidQty"], "a": b["askPrice"], "A": b["askQty"], "T": q.time_ms, "E": now}
+
+
+def ticker(q: Quote, now: int) -> Json:
+    t = ticker_24hr(q)
+    return {"e": "24hrTicker", "E": now, "s": q.inst.symbol, "p": t["priceChange"],
+            "P": t["priceChangePercent"], "w": t["weightedAvgPrice"], "c": t["lastPrice"],
+            "Q": t["lastQty"], "o": t["openPrice"], "h": t["highPrice"], "l": t["lowPrice"],
+            "v": t["volume"], "q": t["quoteVolume"], "O": t["openTime"], "C": t["closeTime"],
+            "F": t["firstId"], "L": t["lastId"], "n": t["count"]}
+
+
+def mini_ticker(q: Quote, now: int) -> Json:
+    t = ticker(q, now)
+    return {"e": "24hrMiniTicker"} | {k: t[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}
+
+
+# kind -> builder, for "<symbol>@<kind>" streams
+MARKET_KINDS = {"markPrice": mark_price, "bookTicker": book, "ticker": ticker,
+                "miniTicker": mini_ticker}
+
+
+def order_trade_update(acct: Account, o: Order, t: Trade | None, exec_type: str,
+                       now: int) -> Json:
+    inst = INSTRUMENTS[o.symbol]
+    return {"e": "ORDER_TRADE_UPDATE", "E": now, "T": o.update_time, "o": {
+        "s": o.symbol, "c": o.client_order_id, "S": o.side, "o": o.type,
+        "f": o.time_in_force, "q": inst.fmt_qty(o.qty),
+        "p": inst.fmt_price(o.price) if o.price else "0",
+        "ap": f"{o.avg_price:.{inst.price_precision + 3}f}" if o.executed else "0",
+        "sp": "0", "x": exec_type, "X": o.status, "i": o.order_id,
+        "l": inst.fmt_qty(t.qty) if t else "0", "z": inst.fmt_qty(o.executed),
+        "L": inst.fmt_price(t.price) if t else "0", "N": "USDT",
+        "n": f"{t.commission:.8f}" if t else "0", "T": o.update_time,
+        "t": t.trade_id if t else 0, "b": "0", "a": "0", "m": t.maker if t else False,
+        "R": o.reduce_only, "wt": "CONTRACT_PRICE", "ot": o.type, "ps": o.position_side,
+        "cp": False, "rp": f"{t.realized_pnl:.8f}" if t else "0", "pP": False, "si": 0,
+        "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
+    }}
+
+
+def account_update(acct: Account, reason: str, positions: list[Position], now: int) -> Json:
+    rows = []
+    for p in positions:
+        inst = INSTRUMENTS[p.symbol]
+        rows.append({"s": p.symbol, "pa": inst.fmt_qty(p.amt), "ep": f"{p.entry:.8f}",
+                     "bep": f"{p.entry:.8f}", "cr": "0", "up": f"{acct.unrealized(p):.8f}",
+                     "mt": acct.margin_type.get(p.symbol, "cross"), "iw": "0",
+                     "ps": p.side})
+    return {"e": "ACCOUNT_UPDATE", "E": now, "T": now, "a": {
+        "m": reason,
+        "B": [{"a": "USDT", "wb": f"{acct.wallet:.8f}", "cw": f"{acct.wallet:.8f}",
+               "bc": "0"}],
+        "P": rows,
+    }}
+
+
+def listen_key_expired(key: str, now: int) -> Json:
+    return {"e": "listenKeyExpired", "E": now, "listenKey": key}

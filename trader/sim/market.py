@@ -1,0 +1,211 @@
+"""Instruments, their exchange filters, and seeded random-walk mark prices.
+
+The filters mirror what Binance publishes for these perpetuals in ``/fapi/v1/exchangeInfo``
+(price/lot steps, precisions, min notional), except MARKET_LOT_SIZE.maxQty, which is kept
+small on purpose so that closing a position in several market orders can be exercised.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from trader.sim.clock import SimClock
+from trader.sim.errors import BinanceError
+
+D = Decimal
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol: str
+    base: str
+    tick: Decimal
+    step: Decimal
+    price_precision: int
+    qty_precision: int
+    min_price: Decimal
+    max_price: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    market_max_qty: Decimal
+    min_notional: Decimal
+    start_price: Decimal
+    quote: str = "USDT"
+    multiplier_up: Decimal = D("1.0500")
+    multiplier_down: Decimal = D("0.9500")
+    onboard_ms: int = 1569398400000
+
+    def info(self) -> dict[str, object]:
+        """The symbol entry of ``/fapi/v1/exchangeInfo``."""
+        return {
+            "symbol": self.symbol,
+            "pair": self.symbol,
+            "contractType": "PERPETUAL",
+            "deliveryDate": 4133404800000,
+            "onboardDate": self.onboard_ms,
+            "status": "TRADING",
+            "maintMarginPercent": "2.5000",
+            "requiredMarginPercent": "5.0000",
+            "baseAsset": self.base,
+            "quoteAsset": self.quote,
+            "marginAsset": self.quote,
+            "pricePrecision": self.price_precision,
+            "quantityPrecision": self.qty_precision,
+            "baseAssetPrecision": 8,
+            "quotePrecision": 8,
+            "underlyingType": "COIN",
+            "underlyingSubType": [],
+            "triggerProtect": "0.0500",
+            "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05",
+            "maxMoveOrderLimit": 10000,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": str(self.min_price),
+                    "maxPrice": str(self.max_price),
+                    "tickSize": str(self.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": str(self.min_qty),
+                    "maxQty": str(self.max_qty),
+                    "stepSize": str(self.step),
+                },
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": str(self.min_qty),
+                    "maxQty": str(self.market_max_qty),
+                    "stepSize": str(self.step),
+                },
+                {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                {"filterType": "MIN_NOTIONAL", "notional": str(self.min_notional)},
+                {
+                    "filterType": "PERCENT_PRICE",
+                    "multiplierUp": str(self.multiplier_up),
+                    "multiplierDown": str(self.multiplier_down),
+                    "multiplierDecimal": "4",
+                },
+            ],
+            "orderTypes": [
+                "LIMIT", "MARKET", "STOP", "STOP_MARKET",
+                "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET",
+            ],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+        }
+
+    def round_price(self, price: Decimal, *, up: bool) -> Decimal:
+        """Snap a price to the tick grid, outward (up for asks, down for bids)."""
+        ticks = (price / self.tick).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR)
+        return max(ticks, D(1)) * self.tick
+
+    def fmt_price(self, value: Decimal) -> str:
+        return f"{value:.{self.price_precision}f}"
+
+    def fmt_qty(self, value: Decimal) -> str:
+        return f"{value:.{self.qty_precision}f}"
+
+
+INSTRUMENTS: dict[str, Instrument] = {
+    i.symbol: i
+    for i in (
+        Instrument("BTCUSDT", "BTC", D("0.10"), D("0.001"), 2, 3, D("556.80"), D("4529764"),
+                   D("0.001"), D("1000"), D("2"), D("100"), D("60000")),
+        Instrument("ETHUSDT", "ETH", D("0.01"), D("0.001"), 2, 3, D("39.86"), D("306177"),
+                   D("0.001"), D("10000"), D("50"), D("20"), D("3000")),
+        Instrument("SOLUSDT", "SOL", D("0.0100"), D("1"), 4, 0, D("0.4200"), D("6857"),
+                   D("1"), D("1000000"), D("500"), D("5"), D("150")),
+    )
+}
+
+
+def instrument(symbol: str | None) -> Instrument:
+    if not symbol:
+        raise BinanceError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                  "or malformed.")
+    try:
+        return INSTRUMENTS[symbol]
+    except KeyError:
+        raise BinanceError(-1121) from None
+
+
+@dataclass
+class Quote:
+    """Market state of one symbol. Bid/ask straddle the mark by half the spread."""
+
+    inst: Instrument
+    mark: Decimal
+    spread: Decimal  # relative, e.g. 0.0001 = 1 bp
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal = D(0)
+    quote_volume: Decimal = D(0)
+    trades: int = 0
+    update_id: int = 1
+    time_ms: int = 0
+    last_qty: Decimal = D(0)
+    history: list[Decimal] = field(default_factory=list)
+
+    @property
+    def bid(self) -> Decimal:
+        return self.inst.round_price(self.mark * (1 - self.spread / 2), up=False)
+
+    @property
+    def ask(self) -> Decimal:
+        ask = self.inst.round_price(self.mark * (1 + self.spread / 2), up=True)
+        return ask if ask > self.bid else self.bid + self.inst.tick
+
+    @property
+    def index(self) -> Decimal:
+        # A slightly lagging index (mean of the last marks) is enough for premiumIndex.
+        window = self.history[-10:] or [self.mark]
+        return self.inst.round_price(sum(window, D(0)) / len(window), up=False)
+
+
+class PriceFeed:
+    """Seeded geometric random walk per symbol; one ``step()`` per market-data tick."""
+
+    def __init__(self, clock: SimClock, seed: int = 1, volatility: float = 0.0002,
+                 spread: float = 0.0001) -> None:
+        self.clock = clock
+        self.volatility = volatility
+        self._rngs = {s: random.Random(f"{seed}:{s}") for s in INSTRUMENTS}
+        now = clock.now_ms()
+        self.quotes = {
+            s: Quote(i, i.start_price, D(str(spread)), i.start_price, i.start_price,
+                     i.start_price, time_ms=now)
+            for s, i in INSTRUMENTS.items()
+        }
+
+    def step(self) -> list[str]:
+        for sym, q in self.quotes.items():
+            shock = math.exp(self._rngs[sym].gauss(0.0, self.volatility))
+            self._set(q, q.inst.round_price(q.mark * D(repr(shock)), up=False))
+        return list(self.quotes)
+
+    def set_price(self, symbol: str, price: Decimal, spread: Decimal | None = None) -> None:
+        q = self.quotes[instrument(symbol).symbol]
+        if spread is not None:
+            q.spread = spread
+        self._set(q, q.inst.round_price(price, up=False))
+
+    def record_trade(self, symbol: str, qty: Decimal, price: Decimal) -> None:
+        q = self.quotes[symbol]
+        q.volume += qty
+        q.quote_volume += qty * price
+        q.trades += 1
+        q.last_qty = qty
+
+    def _set(self, q: Quote, mark: Decimal) -> None:
+        q.mark = mark
+        q.high = max(q.high, mark)
+        q.low = min(q.low, mark)
+        q.update_id += 1
+        q.time_ms = self.clock.now_ms()
+        q.history.append(mark)
+        del q.history[:-10]

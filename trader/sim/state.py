@@ -1,0 +1,144 @@
+"""The simulator's configuration and the state its HTTP and WebSocket sides share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from aiohttp import web
+
+from trader.sim.auth import Credentials
+from trader.sim.book import Account
+from trader.sim.clock import SimClock
+from trader.sim.faults import Faults
+from trader.sim.market import PriceFeed
+from trader.sim.ws import StreamHub
+
+log = logging.getLogger("flatguard.sim")
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+SIM_API_KEY = "sim-key"
+SIM_API_SECRET = "sim-secret"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 picks a free port
+    api_key: str = SIM_API_KEY
+    api_secret: str = SIM_API_SECRET
+    seed: int = 1
+    tick_interval: float = 0.1  # seconds between mark-price steps
+    volatility: float = 0.0002  # stdev of one step's log return
+    spread: float = 0.0001  # relative bid/ask spread around the mark
+    start_balance: Decimal = Decimal(10000)
+    default_leverage: int = 20
+    weight_limit: int = 2400  # request weight per minute (Binance's); 0 disables
+    listen_key_ttl: float = 3600.0  # seconds without keep-alive before a key expires
+    skew: float = 0.0  # exchange clock offset, seconds
+
+    def __post_init__(self) -> None:
+        if self.host not in LOOPBACK_HOSTS:
+            # The control API is unauthenticated: the simulator never leaves the machine.
+            raise ValueError(f"sim host must be a loopback address, not {self.host!r}")
+        if self.tick_interval <= 0:
+            raise ValueError("tick_interval must be > 0")
+
+
+class WeightMeter:
+    """Request weight per exchange-clock minute, as Binance's X-MBX-USED-WEIGHT-1M."""
+
+    def __init__(self, clock: SimClock, limit: int) -> None:
+        self.clock = clock
+        self.limit = limit
+        self._minute = -1
+        self.used = 0
+        self.orders = 0
+
+    def _roll(self) -> None:
+        minute = self.clock.now_ms() // 60_000
+        if minute != self._minute:
+            self._minute, self.used, self.orders = minute, 0, 0
+
+    def add(self, weight: int, *, order: bool = False) -> bool:
+        """Count a request; False when it pushes the minute over the limit."""
+        self._roll()
+        self.used += weight
+        self.orders += int(order)
+        return not self.limit or self.used <= self.limit
+
+    def retry_after_s(self) -> int:
+        return max(1, 60 - (self.clock.now_ms() // 1000) % 60)
+
+
+class Countdowns:
+    """``countdownCancelAll``: per symbol, cancel all open orders when the timer runs out."""
+
+    def __init__(self, account: Account, clock: SimClock) -> None:
+        self.account = account
+        self.clock = clock
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.deadlines: dict[str, int] = {}
+        self.fired: Counter[str] = Counter()
+
+    def arm(self, symbol: str, countdown_ms: int) -> None:
+        old = self._timers.pop(symbol, None)
+        if old is not None:
+            old.cancel()
+        self.deadlines.pop(symbol, None)
+        if countdown_ms > 0:
+            loop = asyncio.get_running_loop()
+            self._timers[symbol] = loop.call_later(countdown_ms / 1000, self._fire, symbol)
+            self.deadlines[symbol] = self.clock.now_ms() + countdown_ms
+
+    def _fire(self, symbol: str) -> None:
+        self._timers.pop(symbol, None)
+        self.deadlines.pop(symbol, None)
+        cancelled = self.account.cancel_all(symbol)
+        self.fired[symbol] += 1
+        log.info("countdown fired symbol=%s cancelled=%d", symbol, len(cancelled))
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+
+@dataclass
+class SimState:
+    config: SimConfig
+    clock: SimClock
+    feed: PriceFeed
+    account: Account
+    hub: StreamHub
+    countdowns: Countdowns
+    meter: WeightMeter
+    creds: Credentials
+    faults: Faults = field(default_factory=Faults)
+    frozen: bool = False
+    requests: Counter[str] = field(default_factory=Counter)
+    order_log: list[dict[str, object]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: SimConfig) -> SimState:
+        clock = SimClock(config.skew)
+        feed = PriceFeed(clock, config.seed, config.volatility, config.spread)
+        account = Account(feed, clock, wallet=config.start_balance,
+                          default_leverage=config.default_leverage)
+        account.wallet_update_time = clock.now_ms()
+        return cls(config=config, clock=clock, feed=feed, account=account,
+                   hub=StreamHub(feed, account, clock, config.listen_key_ttl),
+                   countdowns=Countdowns(account, clock),
+                   meter=WeightMeter(clock, config.weight_limit),
+                   creds=Credentials(config.api_key, config.api_secret))
+
+    def tick(self, symbols: list[str]) -> None:
+        """Publish new quotes and match resting orders against them."""
+        self.account.on_prices(symbols)
+        self.hub.publish_market(symbols)
+
+
+STATE_KEY = web.AppKey("sim_state", SimState)
