@@ -115,6 +115,9 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
             await sup.start()
         except StartupError as e:
             click.echo(f"error: {e}", err=True)
+            trader = sup.children.get(TRADER)
+            if sup.journal is not None and (trader is None or trader.proc is None):
+                sup.journal.end_run(sup.run_id)  # nothing traded: not an unclean end
             return 1
         click.echo(
             f"flatguard ready: state={sup.trading_state()} control={paths.control} "
