@@ -30,7 +30,8 @@ class Audit:
                  channel, who, command[:40], ok, result[:80])
 
     def recent(self, n: int) -> list[dict[str, Any]]:
-        return self.journal.recent_audit(n)
+        # SQLite stores the flag as 0/1: JSON readers of `ctl audit --json` get a real bool
+        return [{**e, "ok": bool(e.get("ok"))} for e in self.journal.recent_audit(n)]
 
     def close(self) -> None:
         self.journal.close()

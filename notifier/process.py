@@ -4,6 +4,8 @@ Sockets: PULL bound on ``paths.notify`` (info/warning) and ``paths.emergency`` (
 ROUTER on ``paths.notifier`` (ops ``ack {key?}``, ``stats {}``, ``digest {}``), SUB on
 ``paths.events_out`` (``account``, ``fill.``). The main loop wakes every heartbeat interval:
 heartbeat, dedup summaries, alert repeats, digest. On SIGTERM it drains briefly and exits 0.
+When the supervisor is lost it raises a critical "Supervisor lost" alert on every emergency sink,
+keeps serving a moment (the trader's last notices), and exits once the emergency lane is idle.
 
 Lifecycle: STARTING -> RUNNING -> STOPPING -> STOPPED. A bad sink config exits 2 before READY.
 """
@@ -27,13 +29,15 @@ from notifier.errors import SinkConfigError
 from notifier.lanes import Dispatcher
 from notifier.message import Notification, parse
 from trader import bus, proc
-from trader.protocol import ACCOUNT, FILL
+from trader.protocol import ACCOUNT, CRITICAL, FILL
 from trader.wire import Message
 
 log = logging.getLogger("flatguard.notifier")
 BATCH = 256  # messages read per turn before yielding to the other lanes
 DRAIN = 2.0  # s given to queued messages at stop
 RECEIPT_POLL = 30.0  # s between checks of sinks' own acknowledgements
+LOST_LINGER_MIN = 2.0  # s kept running after supervisor loss, for the others' last notices
+LOST_LINGER_MAX = 20.0  # s at most: then leave even if a sink still retries
 
 
 class Intake:
@@ -116,6 +120,23 @@ class Notifier:
             return {"title": out.title, "text": out.text}
         raise ValueError(f"unknown op {op!r}; known: ack, stats, digest")
 
+    def supervisor_lost(self) -> None:
+        """Nobody watches the stack any more: say so on every emergency sink, then leave."""
+        log.error(proc.kv(event="supervisor_lost", action="alert_then_stop"))
+        self.publish(Notification(
+            CRITICAL, "Supervisor lost",
+            "the flatguard supervisor process is gone: no kill switch, no restarts. The trader "
+            "flattens through the connector and every process exits; check the account and "
+            "start `flatguard up` again.", "notifier:supervisor_lost", time.time()))
+
+    def _may_leave(self, lost_at: float) -> bool:
+        """After supervisor loss: stay a moment for the other processes' last notices (the
+        trader's self-flatten), until the emergency lane is idle, within a hard limit."""
+        waited = time.monotonic() - lost_at
+        if waited >= LOST_LINGER_MAX:
+            return True
+        return waited >= LOST_LINGER_MIN and all(w.idle for w in self.disp.emergency.values())
+
     async def events_loop(self, sub: bus.Subscriber) -> None:
         while True:
             msg = await sub.recv()
@@ -137,6 +158,7 @@ class Notifier:
                          emergency=",".join(self.disp.emergency)))
         interval = min(child.cfg.supervisor.heartbeat_interval, 1.0)
         next_poll = time.monotonic() + RECEIPT_POLL
+        lost_at: float | None = None
         try:
             while not child.stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -147,8 +169,10 @@ class Notifier:
                 if time.monotonic() >= next_poll and self.disp.alerts.active:
                     next_poll = time.monotonic() + RECEIPT_POLL
                     loop.create_task(self.disp.poll_receipts())
-                if child.supervisor_lost():
-                    log.error(proc.kv(event="supervisor_lost", action="stop"))
+                if lost_at is None and child.supervisor_lost():
+                    lost_at = time.monotonic()
+                    self.supervisor_lost()
+                if lost_at is not None and self._may_leave(lost_at):
                     child.stop.set()
         finally:
             child.state = "STOPPING"

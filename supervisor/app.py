@@ -32,7 +32,9 @@ from trader.protocol import CHILDREN, CONNECTOR, TRADER
 
 log = logging.getLogger("flatguard")
 
-KILLPATH_CHECK_INTERVAL = 60.0
+EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys); never restarted
+KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
+KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
 
 
 class Supervisor:
@@ -50,6 +52,9 @@ class Supervisor:
         self.notify: NotifyClient | None = None
         self.killpath_ready = False
         self.killpath_failures = 0
+        self._killpath_checking = False
+        self._killpath_task: asyncio.Task[None] | None = None
+        self.refused: set[str] = set()  # children that exited EX_CONFIG: not restarted
         self.connector_down_since: float | None = None
         self.metrics_port = 0
         self.shutting_down = False
@@ -214,7 +219,8 @@ class Supervisor:
         await self._build_killpath()
         assert self.journal is not None and self.flattener is not None
         self.killswitch = KillSwitch(self.journal, self.flattener, self.cfg.killswitch.backoff,
-                                     self.alert, self.metrics, self._fence_trader)
+                                     self.alert, self.metrics, self._fence_trader,
+                                     alert_every=self.cfg.killswitch.alert_every)
         halt = self.halt
         if halt.halted and not halt.verified_flat and halt.trigger != "abort":
             await self.killswitch.resume_pending(halt.reason)
@@ -233,15 +239,28 @@ class Supervisor:
     async def _start_child(self, name: str) -> None:
         ch = self.children[name]
         ch.spawn()
-        try:
-            await asyncio.wait_for(ch.ready.wait(), self.cfg.supervisor.ready_timeout)
-        except TimeoutError:
-            if ch.pid is not None and not self.shutting_down:
-                raise StartupError(
-                    f"process {name} (pid {ch.pid}) was not ready within "
-                    f"{self.cfg.supervisor.ready_timeout:g} s; see its log lines above") from None
+        deadline = time.monotonic() + self.cfg.supervisor.ready_timeout
+        while not ch.ready.is_set() and name not in self.refused and time.monotonic() < deadline:
+            try:  # a refusal (exit 78) must end start-up now, not after ready_timeout
+                await asyncio.wait_for(ch.ready.wait(), 0.1)
+            except TimeoutError:
+                pass
+        if name in self.refused and not self.shutting_down:
+            raise StartupError(self._refusal(name))
+        if not ch.ready.is_set() and ch.pid is not None and not self.shutting_down:
+            raise StartupError(
+                f"process {name} (pid {ch.pid}) was not ready within "
+                f"{self.cfg.supervisor.ready_timeout:g} s; see its log lines above")
         if ch.state == FAILED and name != TRADER and not self.shutting_down:
             raise StartupError(f"process {name} exited during start-up; see its log lines above")
+
+    def _refusal(self, name: str) -> str:
+        why = "it will not trade with this set-up (its reason is in the log line above)"
+        if name == CONNECTOR and self.flattener is not None and self.flattener.hedged:
+            why = ("the account is in hedge (dual-side) position mode and flatguard trades in "
+                   "one-way mode only: switch the account to one-way mode in the exchange's "
+                   "settings (with no open positions or orders) and start again")
+        return f"process {name} refused to start (exit {EX_CONFIG}): {why}"
 
     def start_trader(self) -> None:
         asyncio.get_running_loop().create_task(self._start_child(TRADER))
@@ -254,6 +273,11 @@ class Supervisor:
             log.info("stopped process=%s %s", ch.name, how)
             return
         log.error("process=%s pid exited unexpectedly with %s", ch.name, how)
+        if code == EX_CONFIG and ch.name != TRADER:
+            self.refused.add(ch.name)  # a refusal: restarting cannot fix the set-up
+            ch.state = FAILED
+            self.alert("critical", f"{ch.name} refused to start", self._refusal(ch.name))
+            return
         if ch.name == TRADER:
             assert self.killswitch is not None
             if not self.halt.halted or not self.killswitch.running:
@@ -291,7 +315,9 @@ class Supervisor:
             if age > hang:
                 self._hung(ch, f"no heartbeat for {age:.2f} s (limit {hang:g} s)")
             elif ch.name == TRADER and ch.hb.last_md and \
-                    time.time() - ch.hb.last_md > self.cfg.supervisor.progress_timeout:
+                    time.time() - ch.hb.last_md > self.stale_backstop:
+                # Beats but no progress. One condition, one key (risk.stale_halt): the trader's
+                # own guard acts first with a better reason; this is the backstop if it does not.
                 self._hung(ch, f"no market data processed for {time.time() - ch.hb.last_md:.1f} s")
         conn = self.children.get(CONNECTOR)
         if conn is not None and not self.shutting_down:
@@ -306,6 +332,10 @@ class Supervisor:
                 self.killswitch.trigger("connector_down", "the connector has been down for more "
                                         f"than {self.cfg.supervisor.connector_grace:g} s")
 
+    @property
+    def stale_backstop(self) -> float:
+        return self.cfg.risk.stale_halt + 2 * self.cfg.hang_timeout + 1.0
+
     def _hung(self, ch: Child, why: str) -> None:
         assert self.killswitch is not None
         if ch.name == TRADER:
@@ -318,28 +348,51 @@ class Supervisor:
         asyncio.get_running_loop().create_task(self._restart(ch, f"hung ({why})"))
 
     async def check_killpath(self) -> None:
+        """Prove the kill path's own session with a signed read and fresh exchange time.
+
+        Not ready two checks in a row: a critical alert (then again every KILLPATH_REALERT s while
+        it stays broken), so a revoked key or a dead route is found now, not at kill time.
+        """
         assert self.flattener is not None
-        if self.killswitch is not None and self.killswitch.running:
-            return
+        if (self.killswitch is not None and self.killswitch.running) or self._killpath_checking:
+            return  # the flatten itself is the proof; never two proofs at once
+        self._killpath_checking = True
         try:
-            await asyncio.wait_for(self.flattener.prove(), 20)
-            self.killpath_ready, self.killpath_failures = True, 0
+            await asyncio.wait_for(self.flattener.prove(), KILLPATH_PROOF_TIMEOUT)
         except Exception as e:
             self.killpath_failures += 1
             self.killpath_ready = False
-            log.error("kill path check failed (%d in a row): %s", self.killpath_failures, e)
-            if self.killpath_failures >= 2:
+            log.error("kill path check failed (%d in a row): %s: %s", self.killpath_failures,
+                      type(e).__name__, e)
+            every = max(1, round(KILLPATH_REALERT / self.cfg.killswitch.check_interval))
+            if self.killpath_failures == 2 or (
+                    self.killpath_failures > 2 and (self.killpath_failures - 2) % every == 0):
                 self.alert("critical", "Kill path NOT ready",
-                           f"the supervisor's exchange session failed twice: {e}")
+                           f"the supervisor's own exchange session failed "
+                           f"{self.killpath_failures} checks in a row ({type(e).__name__}: "
+                           f"{str(e)[:300]}); the kill switch may not be able to flatten. "
+                           "Check the API key, the network and the clock.")
+            return
+        finally:
+            self._killpath_checking = False
+        if self.killpath_failures >= 2:
+            self.alert("warning", "Kill path ready again",
+                       f"the supervisor's exchange session works again after "
+                       f"{self.killpath_failures} failed checks")
+        elif self.killpath_failures:
+            log.info("kill path check ok again after 1 failure")
+        self.killpath_ready, self.killpath_failures = True, 0
 
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
-        next_proof = time.monotonic() + KILLPATH_CHECK_INTERVAL
+        next_proof = time.monotonic() + self.cfg.killswitch.check_interval
         while not self.stop_requested.is_set():
             self.check_heartbeats()
             if time.monotonic() >= next_proof:
-                next_proof = time.monotonic() + KILLPATH_CHECK_INTERVAL
-                asyncio.get_running_loop().create_task(self.check_killpath())
+                next_proof = time.monotonic() + self.cfg.killswitch.check_interval
+                # Held: the loop keeps only weak references to tasks.
+                self._killpath_task = asyncio.get_running_loop().create_task(
+                    self.check_killpath())
             try:
                 await asyncio.wait_for(self.stop_requested.wait(), interval)
             except TimeoutError:

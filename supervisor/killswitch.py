@@ -7,6 +7,10 @@ only the first one while a run is in progress starts it.
 
 Order matters (lesson 5, no fight loops): the trader's process group is SIGKILLed and reaped
 before the HALTED state is written, and HALTED is durable before the first exchange call.
+
+A failed flatten round is always logged and counted; a person is alerted on the first failure,
+when the kind of failure changes, and then every ``alert_every`` failed rounds, so an exchange
+outage of an hour is a handful of messages, not 720.
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ class FlattenOutcome:
 
 class KillSwitch:
     def __init__(self, journal: Journal, flattener: Flattener, backoff: float, alert: Alert,
-                 metrics: Registry, fence: Callable[[], Awaitable[None]]) -> None:
+                 metrics: Registry, fence: Callable[[], Awaitable[None]],
+                 alert_every: int = 12) -> None:
         self.journal = journal
         self.flattener = flattener
         self.backoff = backoff
         self.alert = alert
         self.metrics = metrics
         self.fence = fence
+        self.alert_every = max(1, alert_every)
         self.task: asyncio.Task[FlattenOutcome] | None = None
         self.rounds_total = 0
         self.last_duration = 0.0
@@ -91,6 +97,7 @@ class KillSwitch:
         rounds = 0
         self.current_rounds = 0
         last: RoundResult | None = None
+        alerted_kind, since_alert = "", 0
         while True:
             rounds += 1
             self.current_rounds = rounds
@@ -107,7 +114,11 @@ class KillSwitch:
             detail = last.error or (
                 f"still open: orders={last.open_orders} positions={last.positions}")
             log.error("flatten round=%d not verified: %s", rounds, detail)
-            self.alert("critical", f"Flatten round {rounds} not verified", detail[:500])
+            kind = _failure_kind(last)
+            since_alert += 1
+            if kind != alerted_kind or since_alert >= self.alert_every:
+                alerted_kind, since_alert = kind, 0
+                self.alert("critical", f"Flatten round {rounds} not verified", detail[:500])
             if deadline is not None and time.monotonic() + self.backoff > deadline:
                 break
             await asyncio.sleep(self.backoff)
@@ -128,3 +139,11 @@ class KillSwitch:
                            f"{rounds} round(s), {duration:.2f} s. Trading stays HALTED until "
                            "`flatguard ctl resume --yes`.")
         return FlattenOutcome(last.flat, rounds, duration, last)
+
+
+def _failure_kind(r: RoundResult) -> str:
+    """What makes two failed rounds "the same" for alerting: the error class, or still open.
+
+    Error texts carry URLs with timestamps and signatures, so they never repeat exactly.
+    """
+    return r.error.split(":", 1)[0] if r.error else "still open"

@@ -144,6 +144,11 @@ class Requester(_Sequenced):
         self._reader: asyncio.Task[None] | None = None
         self.last_reply = time.monotonic()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (nor timed out)."""
+        return len(self._pending)
+
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():
             self._reader = asyncio.get_running_loop().create_task(self._read())

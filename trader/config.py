@@ -74,7 +74,6 @@ class ExchangeConfig:
 class SupervisorConfig:
     heartbeat_interval: float = field(default=0.2, metadata=_rule(positive))
     heartbeat_liveness: int = field(default=4, metadata=_rule(positive))
-    progress_timeout: float = field(default=10.0, metadata=_rule(positive))
     connector_grace: float = field(default=10.0, metadata=_rule(positive))
     shutdown: Literal["flatten", "cancel", "leave"] = "flatten"
     shutdown_timeout: float = field(default=60.0, metadata=_rule(positive))
@@ -88,6 +87,8 @@ class SupervisorConfig:
 class KillswitchConfig:
     backoff: float = field(default=5.0, metadata=_rule(positive))
     recv_window: int = field(default=60000, metadata=_rule(positive))  # ms; Binance max 60000
+    check_interval: float = field(default=60.0, metadata=_rule(positive))  # s, kill-path proof
+    alert_every: int = field(default=12, metadata=_rule(positive))  # failed rounds per re-alert
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ from trader.trader_commands import TraderCommands
 
 log = logging.getLogger("flatguard")
 
+# s: orders are counted by the throttle when they leave the trader, the exchange counts them on
+# arrival; this much transit jitter cannot make the exchange see more than the limit
+THROTTLE_MARGIN = 0.25
+
 
 class Engine:
     """Also the strategy's Context (buy/sell/cancel/position/...)."""
@@ -53,7 +57,10 @@ class Engine:
         self.conn = bus.Requester(child.ctx, child.paths.connector, "trader")
         self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [MD, ORDER, FILL, ACCOUNT])
         self.inv = Inventory()
-        self.risk = RiskEngine(cfg.risk, self.symbols)
+        # the account's staleness limit is exchange.max_unconfirmed (one condition, one key)
+        self.risk = RiskEngine(cfg.risk, self.symbols,
+                               max_unconfirmed=cfg.exchange.max_unconfirmed,
+                               throttle_margin=THROTTLE_MARGIN)
         self.orders = OrderManager(self.conn, self.risk, self._view)
         self.strategy: Strategy = load_strategy(cfg.strategy.name)()
         self.state = STARTING
@@ -74,8 +81,7 @@ class Engine:
 
     def _order(self, symbol: str, side: str, amount: float, price: float | None,
                reduce_only: bool) -> str | None:
-        if self.state not in (RUNNING, STOPPING) and not reduce_only:
-            return None
+        # every refusal, the trading state's included, is the risk engine's (counted, logged)
         return self.orders.submit(symbol, side, amount, price, reduce_only)
 
     def cancel(self, symbol: str, client_id: str) -> None:
@@ -148,13 +154,15 @@ class Engine:
             if self.state == RUNNING and md.symbol in self.symbols:
                 self.strategy.on_tick(self, md)
         elif topic.startswith(FILL):
-            f = Fill(str(d.get("trade_id")), str(d.get("client_id") or ""), d["symbol"],
+            f = Fill(str(d.get("trade_id") or ""), str(d.get("client_id") or ""), d["symbol"],
                      d["side"], float(d["amount"]), float(d["price"]), float(d.get("fee") or 0),
                      float(d.get("ts") or msg.ts))
-            self.inv.apply_fill(f.symbol, f.side, f.amount, f.price)
-            for ev in self.risk.on_fill(f.symbol, f.side, f.amount, f.price, f.fee, time.time()) or []:
+            if not self.inv.apply_fill(f.symbol, f.side, f.amount, f.price, f.trade_id):
+                return  # a duplicate of a fill already applied
+            ours = self.orders.on_fill(f.client_id, f.amount)
+            for ev in self.risk.on_fill(f.symbol, f.side, f.amount, f.price, f.fee, time.time()):
                 self.commands.risk_event(ev)
-            if f.client_id in self.orders.orders:
+            if ours:
                 self.strategy.on_fill(self, f)
         elif topic.startswith(ORDER):
             upd = self.orders.on_order(d)
@@ -179,7 +187,7 @@ class Engine:
             self._last_eval = now
             for ev in self.risk.evaluate(self._view(), time.time()):
                 self.commands.risk_event(ev)
-            self.orders.prune()
+            self.orders.prune(self.inv.adopted_ids())
         if self.state == RUNNING and now - self._last_timer >= self.cfg.strategy.tick_interval:
             self._last_timer = now
             self.strategy.on_timer(self)

@@ -12,12 +12,15 @@ import asyncio
 import itertools
 import logging
 import os
+import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from trader import bus
 from trader.metrics import METRICS
+from trader.risk import CHECKS, CONNECTOR_DOWN, INVALID, InvalidOrder, Rejection
 from trader.risk.view import OpenOrder, OrderIntent
 from trader.strategy import OrderUpdate
 
@@ -25,20 +28,33 @@ log = logging.getLogger("flatguard")
 
 DONE = {"closed", "canceled", "cancelled", "rejected", "expired", "filled"}
 ORDER_TIMEOUT = 10.0
+# s a sent order may stay without any news (no reply, no update, not among the account's open
+# orders) before it is taken as never placed; until then it counts as open (it may fill)
+PENDING_EXPIRY = 3 * ORDER_TIMEOUT
+LOG_EVERY = 5.0  # s between log lines for one (check, symbol) rejection; the metric counts all
 
 
 @dataclass
 class Tracked:
     intent: OrderIntent
     status: str = "pending"
-    filled: float = 0.0
-    sent_at: float = 0.0
+    filled: float = 0.0  # as the exchange reports it (order updates)
+    fill_seen: float = 0.0  # as applied to the inventory (fill events)
+    sent_at: float = 0.0  # monotonic
+    news_at: float = 0.0  # monotonic time of the last reply or update
     error: str = ""
 
     def update(self) -> OrderUpdate:
         i = self.intent
         return OrderUpdate(i.client_id, i.symbol, i.side, self.status, i.amount, self.filled,
                            i.price, i.reduce_only)
+
+    @property
+    def remaining(self) -> float:
+        """What may still fill, as far as the inventory knows: fills are taken off only when
+        their fill event has moved the position, so the order and the position never both
+        miss a fill (they may both count it for a moment: conservative)."""
+        return 0.0 if self.status in DONE else max(0.0, self.intent.amount - self.fill_seen)
 
 
 class OrderManager:
@@ -47,42 +63,59 @@ class OrderManager:
         self.risk = risk
         self.view_fn = view_fn  # () -> AccountView including our open orders
         self.orders: dict[str, Tracked] = {}
-        # Binance allows 36 chars of [.A-Z:/a-z0-9_-]: prefix, pid and a counter keep ids unique
-        # across restarts of the trader without any shared state.
-        self._prefix = f"fg{os.getpid():x}{int(time.time()) % 100000:x}"
+        # Binance allows 36 chars of [.A-Z:/a-z0-9_-]: prefix (pid, time, random) and a counter
+        # keep ids unique across restarts of the trader without any shared state.
+        self._prefix = (f"fg{os.getpid():x}{int(time.time()) % 100000:x}"
+                        f"{secrets.token_hex(2)}")
         self._n = itertools.count(1)
         self.connector_ok = True
         self.rejections = 0
+        self.rejected_by: Counter[str] = Counter()
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}  # (check, sym) -> (t, muted)
+        for check in CHECKS:  # every label on /metrics from the start, at 0
+            METRICS.inc("flatguard_risk_rejections_total", 0.0, check=check)
 
     def open_orders(self) -> tuple[OpenOrder, ...]:
+        """Every order sent and not known to be done, pending ones included."""
         return tuple(
-            OpenOrder(t.intent.client_id, t.intent.symbol, t.intent.side,
-                      max(0.0, t.intent.amount - t.filled), t.intent.price, t.intent.reduce_only)
-            for t in self.orders.values() if t.status not in DONE
+            OpenOrder(t.intent.client_id, t.intent.symbol, t.intent.side, t.remaining,
+                      t.intent.price, t.intent.reduce_only)
+            for t in self.orders.values() if t.status not in DONE and t.remaining > 0
         )
+
+    def _reject(self, rej: Rejection) -> None:
+        self.rejections += 1
+        self.rejected_by[rej.check] += 1
+        METRICS.inc("flatguard_risk_rejections_total", check=rej.check)
+        key, now = (rej.check, rej.symbol), time.monotonic()
+        last, muted = self._logged.get(key, (-LOG_EVERY, 0))
+        if now - last < LOG_EVERY:  # a runaway strategy must not flood the log
+            self._logged[key] = (last, muted + 1)
+            return
+        self._logged[key] = (now, 0)
+        log.info("%s%s", rej, f" (+{muted} more like it)" if muted else "")
 
     def submit(self, symbol: str, side: str, amount: float, price: float | None,
                reduce_only: bool, tif: str | None = None) -> str | None:
+        """Check and send one order; its client id, or None if a check refused it."""
         cid = f"{self._prefix}-{next(self._n)}"
         try:
             intent = OrderIntent(cid, symbol, side, "limit" if price is not None else "market",  # type: ignore[arg-type]
                                  amount, price, reduce_only)
-        except ValueError as e:
-            log.warning("order refused: invalid intent symbol=%s side=%s: %s", symbol, side, e)
-            METRICS.inc("flatguard_risk_rejections_total", check="invalid")
+        except InvalidOrder as e:
+            self._reject(Rejection(INVALID, f"invalid order {side} {amount!r}: {e}", symbol, cid))
+            return None
+        if not self.connector_ok:
+            self._reject(Rejection(CONNECTOR_DOWN, "the connector does not answer", symbol, cid))
             return None
         now = time.time()
-        if not self.connector_ok:
-            METRICS.inc("flatguard_risk_rejections_total", check="connector_down")
-            return None
         rej = self.risk.check(intent, self.view_fn(), now)
         if rej is not None:
-            self.rejections += 1
-            METRICS.inc("flatguard_risk_rejections_total", check=rej.check)
-            log.info("%s", rej)
+            self._reject(rej)
             return None
         self.risk.record_sent(intent, now)
-        self.orders[cid] = Tracked(intent, sent_at=time.monotonic())
+        mono = time.monotonic()
+        self.orders[cid] = Tracked(intent, sent_at=mono, news_at=mono)
         METRICS.inc("flatguard_orders_total", symbol=symbol, side=side)
         args: dict[str, Any] = {"client_id": cid, "symbol": symbol, "side": side,
                                 "type": intent.type, "amount": amount, "price": price,
@@ -103,6 +136,7 @@ class OrderManager:
                 t.status, t.error = "rejected", e.message
             log.warning("order %s cid=%s kind=%s: %s", args["side"], cid, e.kind, e.message)
             return
+        t.news_at = time.monotonic()
         if isinstance(res, dict) and t.status == "pending":
             t.status = str(res.get("status") or "open")
             t.filled = max(t.filled, float(res.get("filled") or 0.0))
@@ -113,7 +147,17 @@ class OrderManager:
             return None
         t.status = str(data.get("status") or t.status)
         t.filled = max(t.filled, float(data.get("filled") or 0.0))
+        t.news_at = time.monotonic()
         return t.update()
+
+    def on_fill(self, client_id: str, amount: float) -> bool:
+        """A fill event of ours was applied to the inventory; False if not our order."""
+        t = self.orders.get(client_id)
+        if t is None:
+            return False
+        t.fill_seen += amount
+        t.news_at = time.monotonic()
+        return True
 
     def cancel(self, symbol: str, cid: str) -> None:
         t = self.orders.get(cid)
@@ -138,8 +182,17 @@ class OrderManager:
             if t.intent.symbol in symbols and t.status not in DONE:
                 t.status = "canceled"
 
-    def prune(self, keep: float = 300.0) -> None:
-        """Forget finished orders after a while; memory stays bounded on a long run."""
+    def prune(self, known_open: set[str] | None = None, keep: float = 300.0) -> None:
+        """Forget finished orders after a while; memory stays bounded on a long run. A pending
+        order with no news for ``PENDING_EXPIRY`` that the account does not list as open
+        (``known_open``: client ids in the connector's last snapshot) was never placed."""
         now = time.monotonic()
-        for cid in [c for c, t in self.orders.items() if t.status in DONE and now - t.sent_at > keep]:
-            del self.orders[cid]
+        for cid, t in list(self.orders.items()):
+            if t.status in DONE:
+                if now - t.sent_at > keep:
+                    del self.orders[cid]
+            elif (t.status == "pending" and known_open is not None and cid not in known_open
+                  and now - t.news_at > PENDING_EXPIRY):
+                log.warning("order cid=%s pending %.0f s with no news and not open on the "
+                            "exchange: taken as never placed", cid, now - t.sent_at)
+                t.status = "expired"

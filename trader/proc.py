@@ -143,7 +143,9 @@ class NotifyClient:
 
     def close(self) -> None:
         for s in self._socks.values():
-            s.close(0)
+            # A short linger: the last notices of a process that is exiting (a kill-switch
+            # alert, "supervisor lost") get their chance to leave the local buffer.
+            s.close(linger=500)
 
 
 def parse_args(name: str) -> tuple[runpaths.RunPaths, config.Config]:

@@ -11,11 +11,13 @@ Ways of ending: ``stop`` (limit exit, then halted), a graceful stop asked by the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from trader import bus
+from trader.orders import DONE, ORDER_TIMEOUT
 from trader.protocol import CRITICAL, PAUSED, RUNNING, STOPPED, STOPPING
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flatguard")
 
 SELF_FLATTEN_TIMEOUT = 30.0
+EXIT_RETRY = 0.5  # s between attempts to place a refused (e.g. throttled) limit-exit order
 
 
 class CommandError(Exception):
@@ -34,9 +37,10 @@ class TraderCommands:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         self.stop_started = 0.0
-        self.last_reprice = 0.0
-        self.exit_orders: dict[str, str] = {}  # symbol -> client id
+        self.exit_orders: dict[str, str] = {}  # symbol -> client id of its exit order
+        self.exit_at: dict[str, float] = {}  # symbol -> when its exit was last placed
         self.halt_requested = False
+        self._late: set[asyncio.Task[None]] = set()
 
     async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
         fn = getattr(self, "op_" + op, None)
@@ -60,6 +64,7 @@ class TraderCommands:
         sym_states = status.get("symbols", {}) if isinstance(status, dict) else {}
         return {
             "trading_state": e.state,
+            "risk_state": e.risk.account_state(),  # e.g. REDUCING while the engine is RUNNING
             "strategy": e.strategy.name,
             "symbols": {s: {"state": sym_states.get(s, {}).get("state", "active")
                             if isinstance(sym_states.get(s), dict) else sym_states.get(s, "active"),
@@ -86,22 +91,48 @@ class TraderCommands:
         return {"symbol": sym, "position": e.inv.contracts(sym),
                 "mark": None if md is None else {"mark": md.mark, "bid": md.bid, "ask": md.ask,
                                                  "age_s": time.time() - md.ts},
-                "open_orders": [o.__dict__ for o in e.open_orders(sym)]}
+                # OrderUpdate is a slotted dataclass: no __dict__
+                "open_orders": [dataclasses.asdict(o) for o in e.open_orders(sym)]}
 
     # --- risk-reducing: act at once --------------------------------------------------------
+
+    async def cancel_all_settled(self, symbols: tuple[str, ...]) -> None:
+        """Cancel every order on ``symbols`` (adopted ones included: per symbol, all), and then
+        the placements that were still in flight: a create sent just before the cancel can
+        reach the exchange after it and would rest there unseen by anyone."""
+        e = self.e
+        racing = [(t.intent.symbol, cid) for cid, t in e.orders.orders.items()
+                  if t.status == "pending" and t.intent.symbol in symbols]
+        await e.orders.cancel_all(symbols)
+        if racing:
+            task = asyncio.get_running_loop().create_task(self._cancel_late(racing))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+
+    async def _cancel_late(self, racing: list[tuple[str, str]]) -> None:
+        e = self.e
+        deadline = time.monotonic() + ORDER_TIMEOUT + 1.0
+        while e.conn.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for sym, cid in racing:
+            try:  # an order that never landed is "already gone": harmless
+                await e.conn.request("order.cancel", {"symbol": sym, "client_id": cid},
+                                     timeout=ORDER_TIMEOUT)
+            except bus.RequestError as err:
+                log.info("late cancel cid=%s: %s", cid, err.message)
 
     async def op_pause(self, args: dict[str, Any]) -> dict[str, Any]:
         e = self.e
         if e.state not in (RUNNING, PAUSED):
             raise CommandError(f"cannot pause in state {e.state}")
         e.set_state(PAUSED)
-        await e.orders.cancel_all(e.symbols)  # adopted orders included: per symbol, all
+        await self.cancel_all_settled(e.symbols)
         return {"state": e.state, "cancelled_symbols": list(e.symbols)}
 
     async def op_ban(self, args: dict[str, Any]) -> dict[str, Any]:
         sym = self._symbol(args)
         self.e.risk.ban(sym)
-        await self.e.orders.cancel_all((sym,))
+        await self.cancel_all_settled((sym,))
         return {"banned": sym}
 
     async def op_stop(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -110,8 +141,9 @@ class TraderCommands:
             return {"state": e.state, "already": True}
         e.set_state(STOPPING)
         self.stop_started = time.monotonic()
-        self.last_reprice = 0.0
-        await e.orders.cancel_all(e.symbols)
+        self.exit_orders.clear()
+        self.exit_at.clear()
+        await self.cancel_all_settled(e.symbols)
         return {"state": e.state, "timeout_s": e.cfg.control.stop_timeout}
 
     # --- risk-adding (confirmed by the commander) -------------------------------------------
@@ -134,7 +166,7 @@ class TraderCommands:
         log.warning("risk guard=%s level=%s action=%s %s: %s", ev.guard, ev.level, ev.action,
                     ev.title, ev.text)
         if e.child.notify is not None:
-            e.child.notify.send(ev.level, ev.title, ev.text, key=f"risk:{ev.guard}:{ev.symbol}")
+            e.child.notify.send(ev.level, ev.title, ev.text, key=f"risk:{ev.guard}:{ev.symbol or 'account'}")
         if ev.action == "halt":
             self.request_halt(f"risk_{ev.guard}", f"{ev.title}: {ev.text}")
         elif ev.action == "stop" and e.state != STOPPING:
@@ -175,15 +207,21 @@ class TraderCommands:
         if not positions and not e.orders.open_orders():
             self.request_halt("stop", "limit exit complete")
             return
-        if now - self.last_reprice < e.cfg.control.stop_reprice:
-            return
-        self.last_reprice = now
         for sym, pos in positions.items():
-            if sym in self.exit_orders:
-                e.cancel(sym, self.exit_orders.pop(sym))
+            live = self.exit_orders.get(sym)
+            t = e.orders.orders.get(live) if live else None
+            if t is None or t.status in DONE:
+                live = None  # filled, cancelled or refused: place a new one (not too often)
+                if now - self.exit_at.get(sym, 0.0) < EXIT_RETRY:
+                    continue
+            elif now - self.exit_at.get(sym, 0.0) < e.cfg.control.stop_reprice:
+                continue  # resting at a recent touch
             md = e.inv.marks.get(sym)
             if md is None:
                 continue
+            if live:
+                e.cancel(sym, self.exit_orders.pop(sym))
+            self.exit_at[sym] = now
             cid = (e.sell(sym, abs(pos), md.ask, True) if pos > 0
                    else e.buy(sym, abs(pos), md.bid, True))
             if cid:

@@ -30,7 +30,7 @@ never kill by themselves: held exposure above a cap (adopted, or after a price m
 the account or symbol REDUCING until it is back under.
 """
 
-from trader.risk.engine import CHECKS, RiskEngine
+from trader.risk.engine import CHECKS, CONNECTOR_DOWN, INVALID, RiskEngine
 from trader.risk.errors import InvalidOrder
 from trader.risk.view import (
     AccountView,
@@ -44,6 +44,8 @@ from trader.risk.view import (
 
 __all__ = [
     "CHECKS",
+    "CONNECTOR_DOWN",
+    "INVALID",
     "AccountView",
     "InvalidOrder",
     "Mark",

@@ -5,7 +5,8 @@ trading engine counts rejections (``flatguard_risk_rejections_total{check}``), l
 acts on the returned events.
 
 Check order (first refusal wins): state, symbol, banned, stale, reducing, price_band,
-order_notional, position_notional, gross_exposure, leverage, throttle.
+order_notional, position_notional, gross_exposure, leverage, throttle (after the engine's own
+``invalid`` and ``connector_down``; ``CHECKS`` lists every label).
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from trader.risk.loops import LoopDetector
 from trader.risk.throttle import Throttle
 from trader.risk.view import AccountView, OrderIntent, Rejection, RiskEvent
 
-# every Rejection.check label, in check order (the engine may pre-register the counters)
+# Checks the trading engine runs itself, before asking the RiskEngine: a malformed order
+# (InvalidOrder) and no working connector to send it through.
+INVALID = "invalid"
+CONNECTOR_DOWN = "connector_down"
+# every Rejection.check label, in check order: the engine's two, then the RiskEngine's (the
+# engine pre-registers a counter for each, so /metrics lists every check from the start)
 CHECKS = (
+    INVALID,
+    CONNECTOR_DOWN,
     "state",
     "symbol",
     "banned",
@@ -42,7 +50,11 @@ REDUCE_ONLY = (P.REDUCING, P.STOPPING)
 
 class RiskEngine:
     def __init__(
-        self, cfg: RiskConfig, symbols: tuple[str, ...], max_unconfirmed: float | None = None
+        self,
+        cfg: RiskConfig,
+        symbols: tuple[str, ...],
+        max_unconfirmed: float | None = None,
+        throttle_margin: float = 0.0,
     ) -> None:
         self.cfg = cfg
         self.symbols = tuple(symbols)
@@ -52,7 +64,10 @@ class RiskEngine:
         self.state = P.STARTING  # the engine sets RUNNING when it is ready to trade
         self.banned: set[str] = set()
         self.reasons = Reasons()
-        self.throttle = Throttle(cfg.max_orders_per_second, cfg.max_orders_per_minute)
+        # throttle_margin: see Throttle (transit jitter between the trader and the exchange)
+        self.throttle = Throttle(
+            cfg.max_orders_per_second, cfg.max_orders_per_minute, throttle_margin
+        )
         self.loops = LoopDetector(cfg.loop_window, cfg.loop_max_round_trips, cfg.loop_max_cost)
         self._loop_first: dict[str, float] = {}  # symbol -> deadline for a second breach to halt
         self._loop_since: dict[str, float] = {}  # symbol -> when its loop REDUCING began

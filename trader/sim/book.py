@@ -1,7 +1,10 @@
 """One simulated USDⓈ-M futures account: orders, matching, positions, fees, margin.
 
 Deliberate simplifications (documented so nobody mistakes them for Binance behaviour):
-liquidity is infinite at the best price (no partial fills, no slippage beyond the spread),
+liquidity is infinite at the best price (no slippage beyond the spread) unless a symbol is made
+*thin* (``liquidity``): then each crossing order finds only that quantity at the touch and the
+next level lies beyond the PERCENT_PRICE band, so a larger MARKET order is refused by price
+protection (-4131) and a crossing limit order fills partially (IOC: the rest expires),
 there is no liquidation and no funding, margin is cross only (``marginType`` is recorded and
 reported but computes the same way), and only LIMIT and MARKET orders exist on
 ``/fapi/v1/order`` (conditional orders live on Binance's algo endpoint, which is not simulated).
@@ -132,6 +135,7 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     listeners: list[AccountListener] = field(default_factory=list)
+    liquidity: dict[str, Decimal] = field(default_factory=dict)  # thin books: qty at the touch
     wallet_update_time: int = 0
     _next_order_id: int = 4_000_000_001
     _next_trade_id: int = 500_000_001
@@ -220,6 +224,9 @@ class Account:
         if req.type == "MARKET" and not (
                 quote.mark * inst.multiplier_down <= touch <= quote.mark * inst.multiplier_up):
             raise BinanceError(-4131)
+        thin = self.liquidity.get(inst.symbol)
+        if req.type == "MARKET" and thin is not None and req.quantity > thin:
+            raise BinanceError(-4131)  # it would have to trade beyond the band
         if crosses and req.time_in_force == "GTX":
             raise BinanceError(-5022)
         increase = req.quantity if not closing else max(D(0), req.quantity - abs(pos.amt))
@@ -240,8 +247,12 @@ class Account:
         self._next_order_id += 1
         self.orders[order.order_id] = order
         self._notify_order(order, None, "NEW")
-        if crosses:
-            self._fill(order, touch, maker=False)
+        if crosses and thin is not None and req.time_in_force == "FOK" and req.quantity > thin:
+            self._finish(order, "EXPIRED")  # fill-or-kill cannot fill in full
+        elif crosses:
+            self._fill(order, touch, maker=False, limit=thin)
+            if order.is_open and req.time_in_force == "IOC":
+                self._finish(order, "EXPIRED")  # the part the thin book could not fill
         elif req.time_in_force in ("IOC", "FOK"):
             self._finish(order, "EXPIRED")
         return order
@@ -266,7 +277,18 @@ class Account:
             quote = self.feed.quotes[order.symbol]
             if (order.side == "BUY" and quote.ask <= order.price) or (
                     order.side == "SELL" and quote.bid >= order.price):
-                self._fill(order, order.price, maker=True)
+                self._fill(order, order.price, maker=True,
+                           limit=self.liquidity.get(order.symbol))
+
+    def set_liquidity(self, symbol: str, qty: Decimal | None) -> None:
+        """Make a book thin (``qty`` at the touch per order) or deep again (None)."""
+        sym = instrument(symbol).symbol
+        if qty is None:
+            self.liquidity.pop(sym, None)
+        elif qty <= 0:
+            raise BinanceError(-1102, "liquidity must be > 0")
+        else:
+            self.liquidity[sym] = qty
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         if not 1 <= leverage <= 125:
@@ -349,13 +371,16 @@ class Account:
             raise BinanceError(-4164, f"Order's notional must be no smaller than "
                                       f"{inst.min_notional} (unless you choose reduce only).")
 
-    def _fill(self, order: Order, price: Decimal, *, maker: bool) -> None:
+    def _fill(self, order: Order, price: Decimal, *, maker: bool,
+              limit: Decimal | None = None) -> None:
         pos = self.position(order.symbol, order.position_side)
-        qty = order.remaining
+        qty = order.remaining if limit is None else min(order.remaining, limit)
+        capped = False
         if order.reduce_only or _closes(pos, order.side) and pos.side != "BOTH":
             # Reduce-only and hedge-mode closes never flip or grow the position; the
             # position may have shrunk since the order was accepted.
-            qty = min(qty, abs(pos.amt)) if _closes(pos, order.side) else D(0)
+            allowed = min(qty, abs(pos.amt)) if _closes(pos, order.side) else D(0)
+            qty, capped = allowed, allowed < qty
             if qty == 0:
                 self._finish(order, "EXPIRED")
                 return
@@ -379,7 +404,10 @@ class Account:
         order.executed += qty
         order.cum_quote += qty * price
         order.update_time = now
-        order.status = "FILLED" if order.remaining == 0 else "EXPIRED"
+        if order.remaining == 0:
+            order.status = "FILLED"
+        else:  # a thin book leaves the rest working; a capped reduce-only close expires it
+            order.status = "EXPIRED" if capped else "PARTIALLY_FILLED"
         trade = Trade(self._next_trade_id, order.order_id, order.symbol, order.side,
                       order.position_side, price, qty, fee, realized, maker, now)
         self._next_trade_id += 1

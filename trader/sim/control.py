@@ -4,7 +4,8 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
 (test helpers send GET when they have no body).
 
     GET  /_sim/state                 positions, open orders, balances, request counts, faults
-    GET  /_sim/orders                every order request received (clientOrderId, outcome)
+    GET  /_sim/orders                every order request received (clientOrderId, outcome,
+                                     recv_ns); {"since": n} returns entries n.. only
     POST /_sim/retire                {"path", "method"?, "status"? (404) | "code"?}
     POST /_sim/fail                  {"path", "method"?, "count", "status"? | "code"?, "after"?}
     POST /_sim/latency               {"ms", "path"?}
@@ -13,15 +14,22 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
     POST /_sim/drop_ws               close every WebSocket connection now
     POST /_sim/freeze | /_sim/unfreeze   stop / restart the mark-price random walk
     POST /_sim/price                 {"symbol", "price", "spread"?}: set, publish, match at once
+                                     (the reply's published_ns: time.time_ns() at publish)
     POST /_sim/position              {"symbol", "amount", "entry_price"?, "position_side"?}
     POST /_sim/order                 a resting order placed directly (same fields as the REST
                                      endpoint, JSON, no signature; Binance checks still apply)
     POST /_sim/expire_listen_keys    expire every listen key now (sends listenKeyExpired)
+    POST /_sim/liquidity             {"symbol", "qty"}: a thin book, ``qty`` at the touch per
+                                     order (bigger MARKET orders: -4131; limits fill partially);
+                                     "qty": null makes it deep again
+    POST /_sim/dual                  {"dual": bool}: the account's position mode (hedge = true),
+                                     set directly (test setup: open positions are allowed)
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -64,6 +72,7 @@ def state_view(s: SimState) -> dict[str, object]:
         "skew_ms": s.clock.skew_ms,
         "frozen": s.frozen,
         "dual_side": acct.dual_side,
+        "liquidity": {k: str(v) for k, v in acct.liquidity.items()},
         "positions": [shapes.position_risk(acct, p, v2=True) for p in acct.open_positions()],
         "open_orders": [shapes.order(o) for o in acct.open_orders()],
         "balances": shapes.balance(acct),
@@ -78,6 +87,7 @@ def state_view(s: SimState) -> dict[str, object]:
         "listen_keys": len(s.hub.listen_keys),
         "ws_connections": len(s.hub.conns),
         "faults": s.faults.snapshot(),
+        "flat_since_ns": s.flat_since_ns,
     }
 
 
@@ -86,7 +96,7 @@ async def _state(s: SimState, b: Body) -> object:
 
 
 async def _orders(s: SimState, b: Body) -> object:
-    return s.order_log
+    return s.order_log[int(b.get("since", 0)):]
 
 
 async def _retire(s: SimState, b: Body) -> object:
@@ -134,9 +144,11 @@ async def _price(s: SimState, b: Body) -> object:
     sym = instrument(str(b.get("symbol", ""))).symbol
     spread = _dec(b, "spread") if "spread" in b else None
     s.feed.set_price(sym, _dec(b, "price"), spread)
+    published_ns = time.time_ns()
     s.tick([sym])
     q = s.feed.quotes[sym]
-    return {"symbol": sym, "mark": str(q.mark), "bid": str(q.bid), "ask": str(q.ask)}
+    return {"symbol": sym, "mark": str(q.mark), "bid": str(q.bid), "ask": str(q.ask),
+            "published_ns": published_ns}
 
 
 async def _position(s: SimState, b: Body) -> object:
@@ -152,6 +164,19 @@ async def _order(s: SimState, b: Body) -> object:
     return shapes.order(s.account.place(order_request(params)))
 
 
+async def _liquidity(s: SimState, b: Body) -> object:
+    qty = _dec(b, "qty") if b.get("qty") is not None else None
+    s.account.set_liquidity(str(b.get("symbol", "")), qty)
+    return {k: str(v) for k, v in s.account.liquidity.items()}
+
+
+async def _dual(s: SimState, b: Body) -> object:
+    if not isinstance(b.get("dual"), bool):
+        raise BadControlRequest("'dual' must be true or false")
+    s.account.dual_side = b["dual"]
+    return {"dual_side": s.account.dual_side}
+
+
 async def _expire(s: SimState, b: Body) -> object:
     return {"expired": s.hub.expire_due(force=True)}
 
@@ -160,7 +185,7 @@ ACTIONS: dict[str, Action] = {
     "state": _state, "orders": _orders, "retire": _retire, "fail": _fail,
     "latency": _latency, "skew": _skew, "clear": _clear, "drop_ws": _drop_ws,
     "freeze": _freeze, "unfreeze": _unfreeze, "price": _price, "position": _position,
-    "order": _order, "expire_listen_keys": _expire,
+    "order": _order, "expire_listen_keys": _expire, "liquidity": _liquidity, "dual": _dual,
 }
 
 
@@ -175,6 +200,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         if not isinstance(body, dict):
             raise BadControlRequest("body must be a JSON object")
         result = await action(request.app[STATE_KEY], body)
+        request.app[STATE_KEY].note_flat()
     except BinanceError as err:
         return web.json_response(err.body(), status=err.status)
     except (BadControlRequest, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:

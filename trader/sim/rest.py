@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -309,6 +310,13 @@ def _json(status: int, body: object, headers: dict[str, str]) -> web.Response:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
+    recv_ns = time.time_ns()  # receipt time, for latency benchmarks (same clock as the client)
+    response = await _dispatch(request, recv_ns)
+    request.app[STATE_KEY].note_flat()
+    return response
+
+
+async def _dispatch(request: web.Request, recv_ns: int) -> web.StreamResponse:
     s: SimState = request.app[STATE_KEY]
     method, path = request.method, request.path
     s.requests[f"{method} {path}"] += 1
@@ -332,7 +340,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     headers = {"X-MBX-USED-WEIGHT-1M": str(s.meter.used)}
     if is_order:
         headers["X-MBX-ORDER-COUNT-1M"] = str(s.meter.orders)
-    entry = _log_entry(s, method, path, params) if path in ORDER_PATHS and method != "GET" \
+    entry = _log_entry(s, method, path, params, recv_ns) if path in ORDER_PATHS and method != "GET" \
         else None
     if not within:
         err = BinanceError(-1003)
@@ -360,8 +368,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return _finish(entry, _json(200, body, headers), None)
 
 
-def _log_entry(s: SimState, method: str, path: str, params: Params) -> dict[str, object]:
-    entry: dict[str, object] = {"time": s.clock.now_ms(), "method": method, "path": path,
+def _log_entry(s: SimState, method: str, path: str, params: Params,
+               recv_ns: int) -> dict[str, object]:
+    entry: dict[str, object] = {"time": s.clock.now_ms(), "recv_ns": recv_ns,
+                                "method": method, "path": path,
                                 "clientOrderId": params.text("newClientOrderId")
                                 or params.text("origClientOrderId"), "accepted": False}
     entry.update({k: params.values[k] for k in _LOGGED if k in params})

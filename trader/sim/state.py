@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -121,6 +122,9 @@ class SimState:
     frozen: bool = False
     requests: Counter[str] = field(default_factory=Counter)
     order_log: list[dict[str, object]] = field(default_factory=list)
+    # time.time_ns() when the account last became flat (no position, no open order), noted
+    # after every REST and control request; None while it is not flat. For benchmarks.
+    flat_since_ns: int | None = None
 
     @classmethod
     def build(cls, config: SimConfig) -> SimState:
@@ -134,6 +138,12 @@ class SimState:
                    countdowns=Countdowns(account, clock),
                    meter=WeightMeter(clock, config.weight_limit),
                    creds=Credentials(config.api_key, config.api_secret))
+
+    def note_flat(self) -> None:
+        if self.account.open_positions() or self.account.open_orders():
+            self.flat_since_ns = None
+        elif self.flat_since_ns is None:
+            self.flat_since_ns = time.time_ns()
 
     def tick(self, symbols: list[str]) -> None:
         """Publish new quotes and match resting orders against them."""
