@@ -9,8 +9,8 @@ very bytes flatguard's encoder produces and does nothing with them on receipt.
 * ``flatguard``: ``trader.bus.Publisher.publish`` (encodes every message) ->
   ``supervisor.proxy.EventProxy`` -> ``trader.bus.Subscriber.recv`` (asyncio; decodes every
   message with ``trader.wire.decode``).
-* ``flatguard_drain``: the same, received the way the engine does (await ``poll``, then drain
-  with non-blocking ``recv_multipart`` + ``bus.decode_counted``).
+* ``flatguard_drain``: the same, received the way the engine does: ``Subscriber.recv_batch``
+  (drain what is queued through a plain view of the socket, else await ``poll``), decoding each.
 
 PUB drops at the high-water mark instead of blocking, so what is compared is *delivered*
 messages per second at the subscriber (delivered / time from first to last delivery, while the
@@ -155,16 +155,11 @@ async def _sub_flatguard(eout: str, go: Any, drain: bool) -> _Tally:
                     break
                 t.hit()
         else:
-            while await sub.sock.poll(int(IDLE_S * 1000)):
-                for _ in range(100):
-                    try:
-                        frames = await sub.sock.recv_multipart(flags=zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    if frames[0] == END:
+            while batch := await sub.recv_batch(IDLE_S, 256):
+                for msg in batch:
+                    if msg.topic == "end.":
                         return t
-                    if bus.decode_counted(frames) is not None:
-                        t.hit()
+                    t.hit()
     except TimeoutError:
         pass
     finally:
@@ -227,8 +222,10 @@ def run(quick: bool = False) -> dict[str, float]:
         out[f"bus_{kind}_lost_between"] = r["lost_between"]
         out[f"bus_{kind}_pub_msgs_per_s"] = r["pub_msgs_per_s"]
     raw = best["raw"]["msgs_per_s"] or 1.0
-    out["bus_ratio"] = best["flatguard"]["msgs_per_s"] / raw
-    out["bus_drain_ratio"] = best["flatguard_drain"]["msgs_per_s"] / raw
+    # The bus as the engine uses it (recv_batch) is the figure with the target; one awaited
+    # recv per message is shown for comparison.
+    out["bus_ratio"] = best["flatguard_drain"]["msgs_per_s"] / raw
+    out["bus_recv_one_ratio"] = best["flatguard"]["msgs_per_s"] / raw
     return out
 
 

@@ -121,8 +121,35 @@ class Subscriber:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.sock.connect(endpoint)
 
+        # A plain view of the same socket: a non-blocking read through it costs ~1.8 µs where
+        # the asyncio one costs ~3.3 µs (a Future per call). Waiting still goes through asyncio.
+        self._plain = zmq.Socket.shadow(self.sock.underlying)
+
     async def recv(self) -> Message | None:
         return decode_counted(await self.sock.recv_multipart())
+
+    def drain(self, out: list[Message], max_n: int) -> int:
+        """Read up to ``max_n`` queued messages without waiting; return how many were read
+        (malformed ones are counted as dropped and not appended)."""
+        n = 0
+        recv = self._plain.recv_multipart
+        while n < max_n:
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n += 1
+            msg = decode_counted(frames)
+            if msg is not None:
+                out.append(msg)
+        return n
+
+    async def recv_batch(self, timeout: float, max_n: int = 256) -> list[Message]:
+        """What is queued now, else wait up to ``timeout`` s for something, then drain."""
+        out: list[Message] = []
+        if self.drain(out, max_n) == 0 and await self.sock.poll(int(timeout * 1000)):
+            self.drain(out, max_n)
+        return out
 
     def close(self) -> None:
         self.sock.close(0)

@@ -16,8 +16,6 @@ import logging
 import time
 from typing import Any
 
-import zmq
-
 from trader import bus, proc
 from trader.inventory import Inventory
 from trader.metrics import METRICS
@@ -212,16 +210,9 @@ class Engine:
             while not child.stop.is_set():
                 if child.supervisor_lost():
                     return await self.commands.supervisor_lost()
-                # poll, then drain what is queued: no task per message, no cancelled recv
-                if await self.sub.sock.poll(int(interval * 1000)):
-                    for _ in range(100):
-                        try:
-                            frames = await self.sub.sock.recv_multipart(flags=zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        msg = bus.decode_counted(frames)
-                        if msg is not None:
-                            self.handle(msg)
+                # what is queued now, else wait up to interval: no task per message
+                for msg in await self.sub.recv_batch(interval, 100):
+                    self.handle(msg)
                 self.periodic()
                 child.beat()
             await self.commands.graceful_stop()

@@ -16,8 +16,7 @@ drop the message and count it (``flatguard_bus_dropped_total``), they never cras
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -30,8 +29,9 @@ class WireError(ValueError):
     """A malformed, oversized or wrong-version message. Policy: drop it and count it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """Immutable; a NamedTuple because a frozen dataclass costs ~0.5 µs more per message."""
+
     topic: str
     src: str
     seq: int
@@ -80,10 +80,12 @@ def decode(frames: list[bytes]) -> Message:
     if obj.get("v") != VERSION:
         raise WireError(f"unsupported version {obj.get('v')!r} (this build speaks {VERSION})")
     src, seq, ts, data = obj.get("src"), obj.get("seq"), obj.get("ts"), obj.get("d")
-    if not isinstance(src, str) or not isinstance(seq, int) or isinstance(seq, bool):
+    # exact type checks: bool is an int subclass and must not pass as a sequence number
+    if type(src) is not str or type(seq) is not int:
         raise WireError("missing or mistyped src/seq")
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
+    tts = type(ts)
+    if tts is not float and tts is not int:
         raise WireError("missing or mistyped ts")
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise WireError("payload 'd' is not a map")
     return Message(topic, src, seq, float(ts), data)
