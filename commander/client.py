@@ -63,6 +63,11 @@ def call(command: str, argv: list[str] | tuple[str, ...] = (), *, run_dir: str |
             return Outcome(USAGE, text=str(e), kind="usage")
         sock_path = endpoint.removeprefix("ipc://")
         if not os.path.exists(sock_path):
+            if command == "help":  # the command list needs no stack
+                from commander import commands  # noqa: F401  (registers every command)
+                from commander.registry import help_text
+
+                return Outcome(OK, text=help_text())
             return Outcome(NO_ANSWER, kind="no_answer", text=(
                 f"no flatguard stack is running on {root} (no control socket {sock_path}); "
                 f"start one with `flatguard up --run-dir {root}` or pass the right --run-dir"))

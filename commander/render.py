@@ -15,6 +15,8 @@ def num(v: Any, digits: int = 2) -> str:
     if isinstance(v, int | float):
         if abs(v) >= 1000:
             return f"{v:,.0f}"
+        if isinstance(v, float) and 0 < abs(v) < 1:
+            return f"{v:.6g}"  # quantities like 0.002 BTC must not print as 0
         return f"{v:.{digits}f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
     return str(v)
 

@@ -71,8 +71,7 @@ class Flattener:
         closed with its positionSide), but the connector trades one-way only, so say it early.
         """
         await self.ex.load_markets()
-        await self.sync_time()
-        await self.ex.fetch_balance()
+        await self.prove()
         if self.ex.has.get("fetchPositionMode"):
             sym = next((s for s in self.symbols if s in self.ex.markets), None)
             mode = await self._call(self.ex.fetch_position_mode, sym)
@@ -86,9 +85,12 @@ class Flattener:
         self.offset_loaded_at = time.monotonic()
 
     async def prove(self) -> None:
-        """Raise unless a signed read with fresh exchange time succeeds (keys valid, clock ok)."""
+        """Raise unless the signed reads a flatten needs succeed with fresh exchange time (keys
+        valid, clock ok). Not the balance: an account endpoint retired (the seed incident) must
+        not make a kill path that does not use it look broken."""
         await self.sync_time()
-        await self.ex.fetch_balance()
+        await self._call(self.ex.fetch_positions)
+        await self._call(self.ex.fetch_open_orders)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         for attempt in range(MAX_RESYNCS + 1):

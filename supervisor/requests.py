@@ -59,6 +59,7 @@ class RequestHandlers:
         if ch.state == STARTING or ch.state != RUNNING:
             ch.state = RUNNING
         ch.hb.at = time.monotonic()
+        ch.hb.state = str(args.get("state") or ch.hb.state)
         ch.ready.set()
         log.info("ready process=%s pid=%s", ch.name, ch.pid)
 

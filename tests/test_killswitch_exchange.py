@@ -55,7 +55,7 @@ def test_kill_path_readiness_finds_a_revoked_key_and_stop_disarms_the_countdown(
     wait_for(lambda: metric(st, "flatguard_killpath_ready") == 1.0, 30, "kill path ready")
     wait_for(lambda: set(sim.state()["countdowns"]) == {"BTCUSDT", "ETHUSDT"}, 30,
              "the exchange's dead-man switch armed for both symbols")
-    sim.control("fail", {"path": "/fapi/v3/account", "method": "GET", "count": 100_000,
+    sim.control("fail", {"path": "/fapi/v3/positionRisk", "method": "GET", "count": 100_000,
                          "code": -2015})  # the key is revoked (Binance: invalid API key / IP)
     wait_for(lambda: st.status()["killpath_ready"] is False, 30, "kill path not ready")
     assert metric(st, "flatguard_killpath_ready") == 0.0

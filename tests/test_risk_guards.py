@@ -202,7 +202,9 @@ def test_loop_detector_profit_is_not_netted_and_fees_count():
     d = LoopDetector(window=60.0, max_round_trips=100, max_cost=2.0)
     assert d.on_fill(BTC, "buy", 1.0, 100.0, 0.5, T) is None
     assert d.on_fill(BTC, "sell", 1.0, 110.0, 0.5, T + 1) is None  # a profit: cost stays fees
-    assert d.counts(BTC, T + 1) == (1, 1.0)
+    # ... and a round trip that made money net of fees (a market maker earning the spread) is
+    # not a loop: not counted, while its fees still count toward the cost
+    assert d.counts(BTC, T + 1) == (0, 1.0)
     breach = d.on_fill(BTC, "buy", 1.0, 111.1, 0.1, T + 2)  # loss 1.1 + fee 0.1 -> 2.2 > 2
     assert breach is not None and "cost 2.20 (limit 2)" in breach
 
@@ -310,3 +312,19 @@ def test_config_rejects_stale_pause_not_below_stale_halt():
     with pytest.raises(config.ConfigError, match="loop_cooldown"):
         config.from_mapping({"risk": {"loop_cooldown": -1.0}})
     assert config.from_mapping({"risk": {"loop_cooldown": 300}}).risk.loop_cooldown == 300.0
+
+
+def test_market_making_round_trips_are_not_a_loop_but_paying_the_spread_is():
+    mm = LoopDetector(window=600.0, max_round_trips=5, max_cost=1e9)
+    t = T
+    for _ in range(50):  # buy at the bid, sell at the ask: earns 0.2 per round trip, fees 0.04
+        assert mm.on_fill(BTC, "buy", 1.0, 99.9, 0.02, t) is None
+        assert mm.on_fill(BTC, "sell", 1.0, 100.1, 0.02, t + 1) is None
+        t += 2
+    assert mm.counts(BTC, t)[0] == 0
+    churn = LoopDetector(window=600.0, max_round_trips=5, max_cost=1e9)
+    breach = None
+    for i in range(12):  # buy at the ask, sell at the bid: pays the spread every time
+        breach = breach or churn.on_fill(BTC, "buy" if i % 2 == 0 else "sell", 1.0,
+                                         100.1 if i % 2 == 0 else 99.9, 0.02, T + i)
+    assert breach is not None and "round trips" in breach

@@ -158,6 +158,9 @@ class Engine:
             if not self.inv.apply_fill(f.symbol, f.side, f.amount, f.price, f.trade_id):
                 return  # a duplicate of a fill already applied
             ours = self.orders.on_fill(f.client_id, f.amount)
+            log.info("fill symbol=%s side=%s amount=%g price=%g fee=%g position=%g%s", f.symbol,
+                     f.side, f.amount, f.price, f.fee, self.inv.contracts(f.symbol),
+                     "" if ours else " (not ours)")
             for ev in self.risk.on_fill(f.symbol, f.side, f.amount, f.price, f.fee, time.time()):
                 self.commands.risk_event(ev)
             if ours:

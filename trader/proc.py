@@ -101,7 +101,8 @@ class Child:
 
     async def ready(self, **info: Any) -> None:
         self.state = "RUNNING"
-        await self.sup.send_oneway("ready", {"proc": self.name, "pid": os.getpid(), **info})
+        await self.sup.send_oneway("ready", {"proc": self.name, "pid": os.getpid(),
+                                             "state": self.state, **info})
         self.beat(force=True)
 
 

@@ -38,6 +38,7 @@ ACCOUNT_PUBLISH_INTERVAL = 1.0  # s: a snapshot at least this often, changed or 
 ORDER_MAX_AGE = 2.0  # s: an order request older than this is refused as stale
 SUPERVISOR_LOST_SERVE = 60.0  # s: serve the self-flattening trader at most this long
 TRADER_SILENT = 5.0  # s without any request from the trader: it is gone
+DISCONNECTED_RECONCILE = 5.0  # s between REST reconciles while the WebSocket feed is down
 
 
 class Connector:
@@ -63,7 +64,7 @@ class Connector:
         self.trader_seen = time.monotonic()  # ... of any request from the trader
         self._last_account_pub = 0.0
         self.reconcile_wanted = False
-        self.next_reconcile = 0.0
+        self.last_reconcile = float("-inf")  # monotonic start of the last scheduled reconcile
         self.fills_since = int(time.time() * 1000) - 60_000  # ms: fill catch-up window start
         self._reconcile_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -88,11 +89,16 @@ class Connector:
 
     def snapshot(self, source: str) -> dict[str, Any]:
         snap = self.account.snapshot(source)
-        # "fresh": up to when the connector vouches for this state. A live event feed keeps it
-        # current between REST reconciles; without one, only the last REST read counts.
-        live = self.fatal is None and self.feed is not None and self.feed.is_connected
-        snap["fresh"] = time.time() if live else self.account.confirmed
+        snap["fresh"] = self.fresh()
         return snap
+
+    def fresh(self) -> float:
+        """Up to when the connector vouches for the account state (wall time). A live WebSocket
+        feed keeps it current between REST reconciles; a disconnected feed, the poll feed and a
+        FATAL connector fall back to the start of the last successful REST read."""
+        if self.fatal is not None or self.feed is None:
+            return self.account.confirmed
+        return max(self.account.confirmed, self.feed.vouched())
 
     def publish_account(self, source: str) -> None:
         self._last_account_pub = time.monotonic()
@@ -107,6 +113,8 @@ class Connector:
         if self.fatal is not None:
             return
         self.fatal = c
+        if self.guard is not None:
+            self.guard.abandon()  # stop retrying: the kill path needs the exchange now
         self.state = "FATAL"
         self.child.state = "FATAL"
         reason = f"{c.call} {c.endpoint}: {c.error} {c.detail} ({c.action})".replace("  ", " ")
@@ -177,9 +185,13 @@ class Connector:
             self.publish_account("periodic")  # the trader's proof the account state is fresh
         if self.fatal is not None or self.guard is None:
             return
-        if (self.reconcile_wanted or now >= self.next_reconcile) and not self._reconcile_lock.locked():
+        interval = self.xc.reconcile_interval
+        if self.feed is not None and self.feed.kind == "ws" and not self.feed.is_connected:
+            interval = min(interval, DISCONNECTED_RECONCILE)  # REST is all there is for now
+        if ((self.reconcile_wanted or now >= self.last_reconcile + interval)
+                and not self._reconcile_lock.locked()):
             self.reconcile_wanted = False
-            self.next_reconcile = now + self.xc.reconcile_interval
+            self.last_reconcile = now
             self.spawn(self.reconcile_quietly("interval"))
         age = time.time() - self.account.confirmed
         if self.account.confirmed and age > self.xc.max_unconfirmed:
@@ -242,6 +254,7 @@ class Connector:
         async with self._reconcile_lock:
             for attempt in range(2):
                 v0 = self.account.version
+                t0 = time.time()
                 pos = await g.call("fetch_positions", ex.fetch_positions, None)
                 if adopt:
                     ords = await g.call("fetch_open_orders", ex.fetch_open_orders)
@@ -250,7 +263,7 @@ class Connector:
                     for sym in self.tradable:
                         ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym)
                 bal = await g.call("fetch_balance", ex.fetch_balance)
-                rest = rest_state(pos, ords, bal)
+                rest = rest_state(pos, ords, bal, read_at=t0)
                 diffs = [] if adopt else self.account.differences(rest)
                 if not diffs or self.account.version == v0 or attempt == 1:
                     break  # a feed event during the read may explain a diff: read again once
@@ -321,6 +334,8 @@ class Connector:
             "weight_used": self.limits.weight_used(),
             "feed": self.feed.kind if self.feed else None,
             "feed_connected": bool(self.feed and self.feed.is_connected),
+            "feed_restarts": getattr(self.feed, "restarts", 0),
+            "fresh": self.fresh(), "confirmed": self.account.confirmed,
             "last_error": self.guard.last_error if self.guard else "",
             "errors": dict(self.guard.errors) if self.guard else {},
             "symbols": list(self.tradable),

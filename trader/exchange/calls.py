@@ -5,6 +5,13 @@ Every call the connector makes to the exchange goes through :class:`Guard`, so t
 TRANSIENT failures with capped exponential backoff until the call's budget is spent (then it is
 FATAL), resyncing exchange time once on -1021. ``create_order`` does not use ``call``: a
 timed-out create must be resolved by client order id first (``orders.py``).
+
+The event feed's watches are attempted with ``counted=False``: a WebSocket that keeps dropping
+is retried without end, because what bounds it is the account state, not the socket: REST
+reconciles keep confirming the account while the feed is down, and an account unconfirmed for
+``exchange.max_unconfirmed`` is fatal (checked by the connector). A watch that fails with a
+*fatal* classification is fatal as always. Once a fatal error is declared (``abandon()``),
+``call`` stops retrying: nothing may keep hammering the exchange the kill path now needs.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from trader.metrics import METRICS
 
 log = logging.getLogger("flatguard.calls")
 
-BACKOFF_BASE = 0.05
-BACKOFF_CAP = 2.0
+# 0.25, 0.5, 1, 2, 4 s: the default budget of 5 failures spans ~8 s of a failing call, long
+# enough to ride out an exchange blip, short enough that a dead endpoint halts promptly.
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 4.0
 
 
 @dataclass
@@ -78,11 +87,12 @@ class Guard:
         self.on_fatal = on_fatal
         self.on_ok = on_ok
         self._budgets: dict[str, _Budget] = {}
+        self.abandoned = False
         self.last_error = ""
         self.errors: dict[str, int] = {}
 
-    def _fail(self, c: E.Classification) -> E.ExchangeCallError:
-        if c.kind is E.Kind.TRANSIENT:
+    def _fail(self, c: E.Classification, counted: bool = True) -> E.ExchangeCallError:
+        if c.kind is E.Kind.TRANSIENT and counted:
             b = self._budgets.setdefault(c.call, _Budget())
             now = time.monotonic()
             if b.failures == 0:
@@ -108,9 +118,18 @@ class Guard:
         if self.on_ok is not None:
             self.on_ok()
 
+    def reset(self, call: str) -> None:
+        """The call works again (a watch resubscribed) without a result to show for it yet."""
+        self._budgets.pop(call, None)
+
+    def abandon(self) -> None:
+        """A fatal error was declared: transient failures are no longer retried by ``call``."""
+        self.abandoned = True
+
     async def attempt(self, call: str, fn: Callable[..., Awaitable[Any]], *args: Any,
-                      essential: bool = True, **kwargs: Any) -> Any:
-        """One try. Success resets the call's budget; a failure raises a classified error."""
+                      essential: bool = True, counted: bool = True, **kwargs: Any) -> Any:
+        """One try. Success resets the call's budget; a failure raises a classified error
+        (with ``counted=False`` a transient failure does not spend the call's budget)."""
         await self.limits.wait(essential)
         seen = _Seen()
         token = _SEEN.set(seen)
@@ -119,9 +138,13 @@ class Guard:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
-            c = E.classify(call, e, status=seen.status if seen.status and seen.status >= 400
-                           else None, endpoint=seen.endpoint or None)
-            raise self._fail(c) from e
+            # A watch's own failure is on its socket: REST calls ccxt makes inside it (a
+            # listen key, a position snapshot) must not lend it their endpoint or status.
+            rest = not call.startswith("watch_")
+            c = E.classify(call, e, status=seen.status if rest and seen.status and
+                           seen.status >= 400 else None,
+                           endpoint=(seen.endpoint or None) if rest else None)
+            raise self._fail(c, counted) from e
         finally:
             _SEEN.reset(token)
         self.succeeded(call)
@@ -136,6 +159,8 @@ class Guard:
             try:
                 return await self.attempt(call, fn, *args, essential=essential, **kwargs)
             except E.Transient as t:
+                if self.abandoned:
+                    raise
                 if t.classification.outcome == "resync" and not resynced:
                     resynced = True
                     await self.resync()

@@ -15,7 +15,8 @@ here, in this order:
 
 Call groups: ``order`` = create_order / cancel_order / cancel_all_orders / edit_order;
 ``lookup`` = fetch_order (resolving a client order id); ``setup`` = set_leverage;
-``state`` = every other call (balances, positions, open orders, time, listen key, feed).
+``user stream`` = keepalive_listen_key and the account ``watch_*`` calls;
+``state`` = every other call (balances, positions, open orders, time, feed).
 
 Recovery policy per kind:
 
@@ -42,6 +43,8 @@ code -1015 too many new orders           order      transient
 code -1021 timestamp outside recvWindow  any        transient (resync exchange time, retry)
 code -1002/-1022/-2014/-2015/-2008       any        fatal (key, signature, IP or permission)
 code -1131 recvWindow too large          any        fatal (configuration)
+code -1125 listen key does not exist     user strm. transient (new listenKey, stream restarted,
+                                                    REST reconcile after it reconnects)
 code -1013/-1111/-1102/-1106/-1115/-1116/-1117/-1121/-2010/-2019/-2021/-2022/-4003/-4005/
      -4014/-4023/-4061/-4131/-4164/-5022 order      rejected (filters, precision, margin,
                                                     reduce-only, price limits, post-only)
@@ -86,6 +89,8 @@ ORDER_CALLS = frozenset({"create_order", "cancel_order", "cancel_all_orders", "e
 CANCEL_CALLS = frozenset({"cancel_order", "cancel_all_orders"})
 LOOKUP_CALLS = frozenset({"fetch_order"})
 SETUP_CALLS = frozenset({"set_leverage"})
+USER_STREAM_CALLS = frozenset({"keepalive_listen_key", "watch_orders", "watch_my_trades",
+                               "watch_positions", "watch_balance"})
 
 ANY = None  # a rule that applies to every call
 
@@ -96,7 +101,8 @@ class Rule:
     calls: frozenset[str] | None  # None: any call
     action: str  # what it means and what to do, for logs and alerts
     outcome: str = ""  # "gone" (cancel: already gone), "absent" (lookup: never placed),
-    #                    "lookup" (create: resolve by client id), "resync" (exchange time)
+    #                    "lookup" (create: resolve by client id), "resync" (exchange time),
+    #                    "relisten" (user stream: new listen key, reconnect, reconcile)
 
 
 def _rules(codes: tuple[int, ...], *rules: Rule) -> dict[int, tuple[Rule, ...]]:
@@ -117,6 +123,8 @@ CODE_RULES: dict[int, tuple[Rule, ...]] = {
     -1021: (Rule(_T, ANY, "timestamp outside recvWindow: resyncing exchange time", "resync"),),
     **_rules((-1002, -1022, -2014, -2015, -2008), Rule(_F, ANY, _AUTH)),
     -1131: (Rule(_F, ANY, "recvWindow too large: fix exchange.recv_window (<= 60000)"),),
+    -1125: (Rule(_T, USER_STREAM_CALLS, "listen key gone (expired): restarting the user-data "
+                 "stream with a new one", "relisten"),),
     **_rules((-1013, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019, -2021, -2022,
               -4003, -4005, -4014, -4023, -4061, -4131, -4164, -5022),
              Rule(_R, ORDER_CALLS, _REJ)),

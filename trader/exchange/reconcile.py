@@ -178,7 +178,9 @@ class Account:
 
 
 def rest_state(positions: list[dict[str, Any]], orders: list[dict[str, Any]],
-               balance: dict[str, Any]) -> RestState:
+               balance: dict[str, Any], read_at: float | None = None) -> RestState:
+    """``read_at``: when the reads began (the state is vouched for from then, not from when
+    the last read answered)."""
     pos = {}
     for p in positions:
         row = position_row(p)
@@ -190,4 +192,4 @@ def rest_state(positions: list[dict[str, Any]], orders: list[dict[str, Any]],
         if row["status"] in OPEN:
             ords[row["id"]] = row
     wallet, equity = balance_of(balance)
-    return RestState(pos, ords, wallet or 0.0, equity, time.time())
+    return RestState(pos, ords, wallet or 0.0, equity, time.time() if read_at is None else read_at)

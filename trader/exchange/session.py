@@ -18,7 +18,15 @@ Pointing ccxt at another host (the simulator, a proxy) is more than swapping one
 ``options['disableFuturesSandboxWarning']`` — and offers "demo trading" instead;
 ``enable_demo_trading(True)`` swaps ``urls['api']`` for ``urls['demo']``
 (``demo-fapi.binance.com``; streams ``fstream.binancefuture.com``). For the binance family this
-module uses demo trading; other exchanges use ``set_sandbox_mode(True)``.
+module uses demo trading; other exchanges use ``set_sandbox_mode(True)``, which on 4.5.90 means:
+
+* ``bybit``: REST ``https://api-testnet.bybit.com``, streams ``wss://stream-testnet.bybit.com``;
+* ``okx``: demo trading — the same REST host with header ``x-simulated-trading: 1`` on every
+  request, streams ``wss://wspap.okx.com:443/ws/v5``; needs demo-trading API keys.
+
+Both the connector and the supervisor's kill path build their session here with the same
+``url``/``ws_url``/``testnet``, so an override always reaches both (tested in
+``tests/test_connector_session.py``).
 """
 
 from __future__ import annotations

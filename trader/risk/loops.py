@@ -1,7 +1,9 @@
 """Buy-sell loop detector: round trips and the fees plus spread they burn, per symbol.
 
 A *leg* is a run of fills on one side. When the side changes, the new leg is matched against the
-previous one: once it has undone at least ``SIMILAR`` of it, that is one round trip. Each matched
+previous one: once it has undone at least ``SIMILAR`` of it, that is one round trip -- counted
+only if it did not make money net of both legs' fees. A market maker whose quotes fill on both sides
+earns the spread: that is trading, not a loop; a loop pays the spread and the fees. Each matched
 contract is charged the round trip's loss (buy price above sell price) — profits are not netted,
 so a loop cannot hide behind a lucky trade. Fees are charged as they are paid.
 
@@ -23,6 +25,7 @@ class _Leg:
     side: str
     amount: float = 0.0
     notional: float = 0.0  # sum(amount x price), for the volume-weighted price
+    fees: float = 0.0
 
     @property
     def vwap(self) -> float:
@@ -38,6 +41,7 @@ class SymbolLoops:
     prev: _Leg | None = None  # the leg being undone
     cur: _Leg | None = None
     matched: float = 0.0  # contracts of ``prev`` undone by ``cur``
+    matched_pnl: float = 0.0  # price PnL of the matched contracts (sell - buy)
     counted: bool = False  # ``cur`` already closed a round trip against ``prev``
 
     def expire(self, now: float, window: float) -> None:
@@ -83,7 +87,9 @@ class LoopDetector:
             s.costs.append((now, fee))
         if s.cur is None or s.cur.side != side:
             s.prev, s.cur, s.matched, s.counted = s.cur, _Leg(side), 0.0, False
+            s.matched_pnl = 0.0
         leg = s.cur
+        leg.fees += max(fee, 0.0)
         if s.prev is not None:
             q = min(amount, s.prev.amount - s.matched)
             if q > 0:
@@ -92,9 +98,13 @@ class LoopDetector:
                 if loss > 0:
                     s.costs.append((now, loss))
                 s.matched += q
+                s.matched_pnl -= loss
             if not s.counted and s.matched >= SIMILAR * s.prev.amount:
                 s.counted = True
-                s.trips.append(now)
+                # fees of the matched share of the previous leg, and all of this leg's so far
+                fees = s.prev.fees * s.matched / s.prev.amount + leg.fees
+                if s.matched_pnl - fees <= 0:  # break-even or worse: a loop's round trip
+                    s.trips.append(now)
         leg.amount += amount
         leg.notional += amount * price
         trips, cost = len(s.trips), s.cost()

@@ -4,7 +4,7 @@ Per symbol it keeps one bid and one ask resting a little away from the mark and 
 every few seconds, and now and then crosses the spread with a small market order toward a
 target position that flips sign. Sizes are tiny and positions bounded (``max_position``).
 Params: ``notional`` (quote currency per order, default 150), ``offset`` (fraction from the mark,
-default 0.0005), ``requote`` (s, default 3), ``max_position`` (in order sizes, default 3).
+default 0.002), ``requote`` (s, default 5), ``max_position`` (in order sizes, default 3).
 """
 
 from __future__ import annotations
@@ -21,10 +21,15 @@ class Demo(Strategy):
     def on_start(self, ctx: Context) -> None:
         p = ctx.params
         self.notional = float(p.get("notional", 150.0))
-        self.offset = float(p.get("offset", 0.0005))
-        self.requote = float(p.get("requote", 3.0))
+        self.offset = float(p.get("offset", 0.002))
+        self.requote = float(p.get("requote", 5.0))
         self.max_position = float(p.get("max_position", 3))
-        self.last_quote: dict[str, float] = {}
+        # Stagger the symbols' re-quotes so their orders do not land in the same second (the
+        # default throttle is 5 orders/s; a re-quote is up to 3 orders).
+        n = max(1, len(ctx.symbols))
+        start = ctx.now() - self.requote
+        self.last_quote: dict[str, float] = {
+            sym: start + i * self.requote / n for i, sym in enumerate(ctx.symbols)}
         self.quotes: dict[str, list[str]] = {}
         self.target_sign = 1
         self.fills = 0
