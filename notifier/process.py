@@ -199,7 +199,12 @@ async def amain() -> int:
             sinks = sinks_mod.build(child.cfg)
         except SinkConfigError as e:
             log.error(proc.kv(event="bad_sink_config", error=str(e)))
-            return 2
+            return 78  # EX_CONFIG: a refusal the supervisor does not restart
+        try:
+            # Notifications never slow trading: under a flood the kernel prefers the trader.
+            os.nice(10)
+        except OSError:
+            pass
         return await Notifier(child, sinks).run()
     finally:
         if child.notify is not None:

@@ -200,6 +200,6 @@ def test_bad_sink_config_is_a_clear_startup_error(nstacks: list[NotifierStack]) 
     st = NotifierStack({"pushover": {"token_env": "FG_TEST_UNSET_T", "user_env": "FG_TEST_UNSET_U",
                              "emergency": True}})
     nstacks.append(st)
-    assert st.proc.wait(30) == 2
+    assert st.proc.wait(30) == 78  # EX_CONFIG: a refusal, never restarted
     assert "[notify.pushover] token_env: environment variable FG_TEST_UNSET_T is not set" \
         in st.output()
