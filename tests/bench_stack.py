@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.stack import ROOT, Sim, Stack, wait_for
+from tests.stack import seed_exposure as stack_seed_exposure
 
 SYMBOL = "BTCUSDT"
 WARMUP = 10
@@ -276,15 +277,7 @@ def bench_up_ready(runs: int) -> dict[str, float]:
 
 def seed_exposure(sim: Sim) -> None:
     """A position and a resting order on both symbols (as the kill-switch tests do)."""
-    sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
-    sim.control("position", {"symbol": "ETHUSDT", "amount": "-0.2"})
-    marks = sim.state()["marks"]
-    sim.control("order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
-                          "price": str(round(float(marks["BTCUSDT"]) * 0.9, 1)),
-                          "timeInForce": "GTC"})
-    sim.control("order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
-                          "price": str(round(float(marks["ETHUSDT"]) * 1.1, 2)),
-                          "timeInForce": "GTC"})
+    stack_seed_exposure(sim)
     assert sim.state()["flat_since_ns"] is None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.stack import Sim, Stack
+from trader.sim.testing import SimHarness
 
 
 @pytest.fixture
@@ -27,3 +28,13 @@ def stacks() -> Iterator[list[Stack]]:
     finally:
         for st in made:
             st.close()
+
+
+@pytest.fixture
+def h() -> Iterator[SimHarness]:
+    """An in-process simulated exchange on its own event loop thread (see trader/sim/testing)."""
+    harness = SimHarness()
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -113,6 +113,21 @@ def is_flat(state: dict[str, Any]) -> bool:
     return not positions_of(state) and not state["open_orders"]
 
 
+def seed_exposure(sim: Sim) -> None:
+    """Positions and resting orders on both symbols, whatever the strategy has done."""
+    sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
+    sim.control("position", {"symbol": "ETHUSDT", "amount": "-0.2"})
+    marks = sim.state()["marks"]
+    sim.control("order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
+                          "price": str(round(float(marks["BTCUSDT"]) * 0.9, 1)),
+                          "timeInForce": "GTC"})
+    sim.control("order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
+                          "price": str(round(float(marks["ETHUSDT"]) * 1.1, 2)),
+                          "timeInForce": "GTC"})
+    st = sim.state()
+    assert positions_of(st) and st["open_orders"]
+
+
 class Stack:
     """One ``flatguard up`` with its own run directory and config."""
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
-import pytest
 
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
@@ -24,15 +22,6 @@ from trader.metrics import Registry
 from trader.sim.testing import SimHarness
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
-
-
-@pytest.fixture
-def h() -> Iterator[SimHarness]:
-    harness = SimHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def flattener(h: SimHarness, symbols: tuple[str, ...] = SYMBOLS) -> Flattener:

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from tests.stack import Sim, Stack, is_flat, positions_of, wait_for
+from tests.stack import Sim, Stack, is_flat, seed_exposure, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,21 +28,6 @@ def make_stack(sim: Sim, stacks: list[Stack], extra: str = "", run_dir=None) -> 
     st = Stack(f'[exchange]\nid = "sim"\nurl = "{sim.url}"\n{FAST}{extra}', run_dir=run_dir)
     stacks.append(st)
     return st
-
-
-def seed_exposure(sim: Sim) -> None:
-    """Positions and resting orders on both symbols, whatever the strategy has done."""
-    sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
-    sim.control("position", {"symbol": "ETHUSDT", "amount": "-0.2"})
-    marks = sim.state()["marks"]
-    sim.control("order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.002",
-                          "price": str(round(float(marks["BTCUSDT"]) * 0.9, 1)),
-                          "timeInForce": "GTC"})
-    sim.control("order", {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "quantity": "0.05",
-                          "price": str(round(float(marks["ETHUSDT"]) * 1.1, 2)),
-                          "timeInForce": "GTC"})
-    st = sim.state()
-    assert positions_of(st) and st["open_orders"]
 
 
 def wait_halted_flat(st: Stack, sim: Sim, timeout: float = 60) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import ccxt.async_support as ccxt
 import pytest
@@ -82,15 +81,6 @@ def test_testnet_and_other_exchanges() -> None:
     local = build_exchange("okx", url=LOCAL)
     assert _urls(local.urls["api"]) == [LOCAL]
     assert local.enableRateLimit is False
-
-
-@pytest.fixture
-def h() -> Iterator[SimHarness]:
-    harness = SimHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def test_against_the_sim_margin_and_reduce_only_classes(h: SimHarness) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
@@ -12,15 +10,6 @@ from trader.sim.faults import Failure, parse_fail, parse_retire
 from trader.sim.testing import SimHarness
 
 BTC = "BTC/USDT:USDT"
-
-
-@pytest.fixture
-def h() -> Iterator[SimHarness]:
-    harness = SimHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def test_skewed_clock_is_invalid_nonce_until_time_difference_loaded(h: SimHarness) -> None:

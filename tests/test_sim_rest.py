@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import ccxt.async_support as ccxt
 import pytest
 
@@ -11,15 +9,6 @@ from trader.sim.testing import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"
-
-
-@pytest.fixture
-def h() -> Iterator[SimHarness]:
-    harness = SimHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def test_load_markets_time_balance(h: SimHarness) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,15 +25,6 @@ def watching(ex: Any, *message_hashes: str) -> Callable[[], Awaitable[bool]]:
         return set(message_hashes) <= pending
 
     return check
-
-
-@pytest.fixture
-def h() -> Iterator[SimHarness]:
-    harness = SimHarness()
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 def test_market_streams(h: SimHarness) -> None:
