@@ -22,7 +22,7 @@ from trader.sim.state import SIM_API_KEY, SIM_API_SECRET
 pytestmark = pytest.mark.integration
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
 # The demo strategy, fast: re-quotes and crosses the spread every ~1 s, so fills come quickly.
-FAST_DEMO = '[strategy]\nname = "demo"\ntick_interval = 0.2\n[strategy.params]\nrequote = 1.0\n'
+FAST_DEMO = '[strategy]\nname = "demo"\ntick_interval = 0.2\n[strategy.params]\nrequote = 1.0\noffset = 0.0005\n'
 
 
 def config(sim: Sim, exchange: str = "") -> str:
