@@ -298,3 +298,35 @@ max_gross_exposure = 8000.0
     s = st.status()
     assert s["halted"] is False and not s["killswitch"].get("runs")
     assert st.stop() == 0, st.output()
+
+
+def test_margin_ratio_from_the_exchange_drives_the_margin_guard(sim: Sim,
+                                                                stacks: list[Stack]) -> None:
+    """The connector reports Binance's margin ratio (maintenance margin / margin balance); past
+    margin_warn the account goes REDUCING with a warning; past margin_reduce positions are cut."""
+    # ~27 BTC on a 10,000 USDT account: maintenance margin ~0.65 of the margin balance
+    sim.control("position", {"symbol": BTC_ID, "amount": "27"})
+    st = make_stack(sim, stacks, """
+[strategy]
+name = "demo"
+[risk]
+max_order_notional = 10000000.0
+max_position_notional = 10000000.0
+max_gross_exposure = 10000000.0
+max_leverage = 1000.0
+max_daily_loss = 10000000.0
+max_drawdown = 0.99
+margin_warn = 0.5
+margin_reduce = 0.9
+""")
+    st.start()
+    account = st.request(st.paths.connector, "account")
+    assert 0.5 < account["margin_ratio"] < 0.9, account["margin_ratio"]
+    line = wait_for(lambda: st.find("account REDUCING: margin"), 30, "the margin warning")
+    assert "margin ratio" in line
+    assert trader_info(st)["risk_state"] == "REDUCING"
+    # REDUCING: only reduce-only orders pass; the demo's plain quotes are refused and counted
+    since = len(trader_orders(sim))
+    wait_for(lambda: rejections(st).get("reducing", 0) >= 2, 60, "plain orders refused")
+    assert all(is_reduce_only(e) for e in trader_orders(sim)[since:])
+    assert st.status()["halted"] is False  # a warning and REDUCING, not a kill

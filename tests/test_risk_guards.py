@@ -328,3 +328,9 @@ def test_market_making_round_trips_are_not_a_loop_but_paying_the_spread_is():
         breach = breach or churn.on_fill(BTC, "buy" if i % 2 == 0 else "sell", 1.0,
                                          100.1 if i % 2 == 0 else 99.9, 0.02, T + i)
     assert breach is not None and "round trips" in breach
+
+
+def test_one_big_fee_without_round_trips_is_not_a_loop():
+    d = LoopDetector(window=600.0, max_round_trips=20, max_cost=50.0)
+    assert d.on_fill(BTC, "sell", 27.0, 60000.0, 323.0, T) is None  # closing an adopted long
+    assert d.counts(BTC, T)[1] == 323.0  # the fee still counts toward a later loop's cost

@@ -147,7 +147,9 @@ class Subscriber:
     async def recv_batch(self, timeout: float, max_n: int = 256) -> list[Message]:
         """What is queued now, else wait up to ``timeout`` s for something, then drain."""
         out: list[Message] = []
-        if self.drain(out, max_n) == 0 and await self.sock.poll(int(timeout * 1000)):
+        if self.drain(out, max_n):
+            await asyncio.sleep(0)  # let other tasks (order sends, replies) run between batches
+        elif await self.sock.poll(int(timeout * 1000)):
             self.drain(out, max_n)
         return out
 

@@ -65,6 +65,16 @@ def balance_of(b: dict[str, Any], quote: str = "USDT") -> tuple[float | None, fl
     return wallet, equity
 
 
+def margin_ratio_of(b: dict[str, Any]) -> float | None:
+    """Maintenance margin / margin balance (Binance's "margin ratio": 1.0 is liquidation), or
+    None where the exchange does not report both."""
+    info = b.get("info") or {}
+    maint, bal = _f(info.get("totalMaintMargin")), _f(info.get("totalMarginBalance"))
+    if "totalMaintMargin" not in info or "totalMarginBalance" not in info or bal <= 0:
+        return None
+    return maint / bal
+
+
 @dataclass
 class RestState:
     positions: dict[str, dict[str, Any]]
@@ -72,6 +82,7 @@ class RestState:
     balance: float
     equity: float | None
     read_at: float
+    margin_ratio: float | None = None
 
 
 @dataclass
@@ -80,6 +91,7 @@ class Account:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # exchange id -> Order
     balance: float = 0.0
     equity_rest: float | None = None
+    margin_ratio: float | None = None
     confirmed: float = 0.0  # wall time of the last REST confirmation
     version: int = 0  # bumped by every change from the feed
     adopted: list[dict[str, Any]] = field(default_factory=list)
@@ -118,6 +130,9 @@ class Account:
             self.balance = wallet
         if equity is not None:
             self.equity_rest = equity
+        ratio = margin_ratio_of(b)
+        if ratio is not None:
+            self.margin_ratio = ratio
         self.version += 1
 
     def mark(self, symbol: str, price: float) -> None:
@@ -153,6 +168,8 @@ class Account:
         self.orders = {i: dict(o) for i, o in rest.orders.items()}
         self.balance = rest.balance
         self.equity_rest = rest.equity
+        if rest.margin_ratio is not None:
+            self.margin_ratio = rest.margin_ratio
         self.confirmed = rest.read_at
 
     # --- views ------------------------------------------------------------------------------
@@ -173,7 +190,7 @@ class Account:
                             for o in self.orders.values()],
             "confirmed": self.confirmed, "exposure": self.exposure(),
             "leverage": self.leverage, "effective_leverage": self.exposure() / eq if eq > 0 else 0.0,
-            "adopted": list(self.adopted), "source": source,
+            "adopted": list(self.adopted), "source": source, "margin_ratio": self.margin_ratio,
         }
 
 
@@ -192,4 +209,5 @@ def rest_state(positions: list[dict[str, Any]], orders: list[dict[str, Any]],
         if row["status"] in OPEN:
             ords[row["id"]] = row
     wallet, equity = balance_of(balance)
-    return RestState(pos, ords, wallet or 0.0, equity, time.time() if read_at is None else read_at)
+    return RestState(pos, ords, wallet or 0.0, equity, time.time() if read_at is None else read_at,
+                     margin_ratio_of(balance))

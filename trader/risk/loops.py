@@ -108,7 +108,8 @@ class LoopDetector:
         leg.amount += amount
         leg.notional += amount * price
         trips, cost = len(s.trips), s.cost()
-        if trips > self.max_round_trips or cost > self.max_cost:
+        # Cost alone is no loop: one big closing fill pays fees too. A breach needs round trips.
+        if trips > self.max_round_trips or (trips > 0 and cost > self.max_cost):
             s.reset_counts()
             return (
                 f"{trips} round trips (limit {self.max_round_trips}) and cost {cost:.2f} "
