@@ -68,10 +68,14 @@ def halt_line(data: dict[str, Any]) -> str:
 
 
 def info(data: dict[str, Any]) -> str:
-    out = [halt_line(data), f"trading: {data.get('trading_state') or '?'}"]
+    trading = data.get("trading_state") or "?"
+    if data.get("risk_state") and data["risk_state"] != trading:
+        trading += f" (risk: {data['risk_state']})"
+    out = [halt_line(data), f"trading: {trading}"]
     if data.get("equity") is not None:
         out.append(f"equity: {num(data['equity'])}  exposure: {num(data.get('exposure'))}"
-                   f"  leverage: {num(data.get('leverage'))}")
+                   f"  leverage: {num(data.get('effective_leverage'))}x used, "
+                   f"{num(data.get('leverage'))}x set")
     out += ["", processes(data.get("processes") or {})]
     pos = [p for p in data.get("positions") or [] if p.get("contracts")]
     out.append("")

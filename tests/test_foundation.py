@@ -213,3 +213,12 @@ def test_run_dir_is_private(tmp_path) -> None:
     d = tmp_path / "rd"
     runpaths.prepare(d)
     assert os.stat(d).st_mode & 0o777 == 0o700
+
+
+def test_journal_keeps_the_loss_breakers_day(tmp_path) -> None:
+    j = Journal(tmp_path / "journal.db")
+    assert j.risk_day() is None
+    j.set_risk_day(20415, 10_000.0, 10_250.0, False)
+    j.set_risk_day(20415, 10_000.0, 10_300.0, True)
+    j.close()
+    assert Journal(tmp_path / "journal.db").risk_day() == (20415, 10_000.0, 10_300.0, True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from trader import bus, proc
 from trader.inventory import Inventory
+from trader.journal import Journal
 from trader.metrics import METRICS
 from trader.orders import OrderManager
 from trader.protocol import (
@@ -139,6 +140,7 @@ class Engine:
                 await asyncio.sleep(0.2)
         self.inv.apply_account(snap)
         self.child.last_ok = time.time()
+        self._restore_risk_day()
         self.strategy.on_start(self)
         self.set_state(RUNNING)
 
@@ -188,6 +190,7 @@ class Engine:
             self._last_eval = now
             for ev in self.risk.evaluate(self._view(), time.time()):
                 self.commands.risk_event(ev)
+            self._save_risk_day()
             self.orders.prune(self.inv.adopted_ids())
         if self.state == RUNNING and now - self._last_timer >= self.cfg.strategy.tick_interval:
             self._last_timer = now
@@ -197,6 +200,23 @@ class Engine:
 
     def _idle(self) -> bool:
         return not any(t.status == "pending" for t in self.orders.orders.values())
+
+    def _restore_risk_day(self) -> None:
+        """The day's opening equity and high survive a trader restart (a resume must not reset
+        the daily loss limit)."""
+        self.journal = Journal(self.child.paths.journal, create=False)
+        saved = self.journal.risk_day()
+        lb = self.risk.loss_breaker
+        if saved is not None and saved[0] == int(time.time() // 86400):
+            lb.day, lb.start, lb.high, lb.tripped = saved
+        self._saved_day = saved
+
+    def _save_risk_day(self) -> None:
+        lb = self.risk.loss_breaker
+        state = (lb.day, lb.start, lb.high, lb.tripped)
+        if lb.day >= 0 and state != self._saved_day:
+            self._saved_day = state
+            self.journal.set_risk_day(*state)
 
     def close(self) -> None:
         self.conn.close()

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS fills (
     trade_id TEXT PRIMARY KEY, client_id TEXT, order_id TEXT, symbol TEXT, side TEXT,
     amount REAL, price REAL, fee REAL, fee_currency TEXT, ts REAL
 );
+CREATE TABLE IF NOT EXISTS risk_day (
+    id INTEGER PRIMARY KEY CHECK (id = 1), day INTEGER, start REAL, high REAL, tripped INTEGER
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, channel TEXT, who TEXT, command TEXT,
     args TEXT, result TEXT, ok INTEGER
@@ -186,6 +189,18 @@ class Journal:
     def count(self, table: str) -> int:
         assert table in {"orders", "fills", "audit", "killswitch_runs", "runs"}
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # --- the loss breaker's day (survives a trader restart) ----------------------------------
+
+    def risk_day(self) -> tuple[int, float, float, bool] | None:
+        row = self.db.execute("SELECT day, start, high, tripped FROM risk_day WHERE id = 1").fetchone()
+        return None if row is None else (int(row[0]), float(row[1]), float(row[2]), bool(row[3]))
+
+    def set_risk_day(self, day: int, start: float, high: float, tripped: bool) -> None:
+        self.db.execute(
+            "INSERT INTO risk_day (id, day, start, high, tripped) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET day=excluded.day, start=excluded.start,"
+            " high=excluded.high, tripped=excluded.tripped", (day, start, high, int(tripped)))
 
     # --- audit ------------------------------------------------------------------------------
 

@@ -55,8 +55,10 @@ class Info(Command):
         data["positions"] = [_position(p) for p in positions or []]
         data["open_orders"] = list(acc.get("open_orders") if "open_orders" in acc
                                    else trd.get("open_orders") or [])
-        for k in ("equity", "balance", "exposure", "leverage", "confirmed"):
+        for k in ("equity", "balance", "exposure", "leverage", "effective_leverage",
+                  "margin_ratio", "confirmed"):
             data[k] = acc.get(k)
+        data["risk_state"] = trd.get("risk_state")
         data["symbols"] = trd.get("symbols") or {}
         data["risk"] = trd.get("risk") or {}
         data["strategy"] = trd.get("strategy")

@@ -72,6 +72,7 @@ class RiskEngine:
         self._loop_first: dict[str, float] = {}  # symbol -> deadline for a second breach to halt
         self._loop_since: dict[str, float] = {}  # symbol -> when its loop REDUCING began
         self._loss = LossBreaker()
+        self.loss_breaker = self._loss  # the engine persists its day state across restarts
         self._margin_reduce_sent = False
         self._stale_halted = False
         self._since: float | None = None  # first time seen: "never" ages count from here
