@@ -8,6 +8,9 @@ into notifications.
 - Gross exposure (sum of |notional|): a warning when it moved by ``notify.exposure_change``
   (e.g. 25 %) of the reference, measured against at least 10 % of equity so that opening a
   small position from flat is not news.
+- Leverage: a warning when the account's effective leverage (gross exposure / equity) moved by
+  ``notify.leverage_change`` (e.g. 0.5x) from the reference, or when the leverage set on the
+  exchange changed (someone raised it to 20x in the exchange's web page).
 - Daily digest at ``notify.digest_hour`` UTC: equity, PnL, fees, trades, max exposure and
   leverage, warnings/errors seen.
 - Per-trade messages only when ``notify.trades``.
@@ -55,6 +58,8 @@ class AccountWatch:
         self.exposure = 0.0
         self.ref_equity: float | None = None
         self.ref_exposure: float | None = None
+        self.ref_leverage: float | None = None
+        self.set_leverage: float | None = None
         self.next_digest = next_digest(now, cfg.digest_hour)
         self._period_start = now
         self._start_equity: float | None = None
@@ -86,9 +91,22 @@ class AccountWatch:
         if equity > 0:
             self.max_leverage = max(self.max_leverage, gross / equity)
         out: list[Out] = []
+        lev_now = gross / equity if equity > 0 else 0.0
+        set_lev = _num(data.get("leverage"))
         if self.ref_equity is None or self.ref_exposure is None:
             self.ref_equity, self.ref_exposure = equity, gross
+            self.ref_leverage, self.set_leverage = lev_now, set_lev
             return out
+        if set_lev and self.set_leverage and set_lev != self.set_leverage:
+            out.append(Out(WARNING, f"Leverage setting {self.set_leverage:g}x -> {set_lev:g}x",
+                           "the leverage set on the exchange changed", "leverage_set"))
+        if set_lev:
+            self.set_leverage = set_lev
+        if self.ref_leverage is not None and abs(lev_now - self.ref_leverage) >= \
+                self.cfg.leverage_change:
+            out.append(Out(WARNING, f"Leverage {self.ref_leverage:.2f}x -> {lev_now:.2f}x",
+                           f"gross exposure {gross:,.2f} on equity {equity:,.2f}", "leverage"))
+            self.ref_leverage = lev_now
         if self.ref_equity > 0:
             change = (equity - self.ref_equity) / self.ref_equity
             if abs(change) >= self.cfg.equity_change:

@@ -179,6 +179,7 @@ class NotifyConfig:
     dedup_window: float = field(default=30.0, metadata=_rule(non_negative))
     equity_change: float = field(default=0.02, metadata=_rule(fraction))
     exposure_change: float = field(default=0.25, metadata=_rule(positive))
+    leverage_change: float = field(default=0.5, metadata=_rule(positive))  # x, absolute
     digest_hour: int = field(default=0, metadata=_rule(non_negative))  # UTC hour
     repeat_interval: float = field(default=60.0, metadata=_rule(positive))
     emergency_expiry: float = field(default=3600.0, metadata=_rule(positive))
