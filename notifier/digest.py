@@ -9,8 +9,8 @@ into notifications.
   (e.g. 25 %) of the reference, measured against at least 10 % of equity so that opening a
   small position from flat is not news.
 - Leverage: a warning when the account's effective leverage (gross exposure / equity) moved by
-  ``notify.leverage_change`` (e.g. 0.5x) from the reference, or when the leverage set on the
-  exchange changed (someone raised it to 20x in the exchange's web page).
+  ``notify.leverage_change`` (e.g. 0.5x) from the reference (the leverage *setting* per symbol
+  is set by the connector at start-up; Binance's v3 position rows do not report it back).
 - Daily digest at ``notify.digest_hour`` UTC: equity, PnL, fees, trades, max exposure and
   leverage, warnings/errors seen.
 - Per-trade messages only when ``notify.trades``.
@@ -59,7 +59,6 @@ class AccountWatch:
         self.ref_equity: float | None = None
         self.ref_exposure: float | None = None
         self.ref_leverage: float | None = None
-        self.set_leverage: float | None = None
         self.next_digest = next_digest(now, cfg.digest_hour)
         self._period_start = now
         self._start_equity: float | None = None
@@ -92,16 +91,9 @@ class AccountWatch:
             self.max_leverage = max(self.max_leverage, gross / equity)
         out: list[Out] = []
         lev_now = gross / equity if equity > 0 else 0.0
-        set_lev = _num(data.get("leverage"))
         if self.ref_equity is None or self.ref_exposure is None:
-            self.ref_equity, self.ref_exposure = equity, gross
-            self.ref_leverage, self.set_leverage = lev_now, set_lev
+            self.ref_equity, self.ref_exposure, self.ref_leverage = equity, gross, lev_now
             return out
-        if set_lev and self.set_leverage and set_lev != self.set_leverage:
-            out.append(Out(WARNING, f"Leverage setting {self.set_leverage:g}x -> {set_lev:g}x",
-                           "the leverage set on the exchange changed", "leverage_set"))
-        if set_lev:
-            self.set_leverage = set_lev
         if self.ref_leverage is not None and abs(lev_now - self.ref_leverage) >= \
                 self.cfg.leverage_change:
             out.append(Out(WARNING, f"Leverage {self.ref_leverage:.2f}x -> {lev_now:.2f}x",

@@ -162,19 +162,18 @@ def test_sink_config_errors_name_section_and_variable() -> None:
     assert [s.name for s in built] == ["console", "telegram"] and built[1].emergency
 
 
-def test_leverage_alerts_on_effective_change_and_on_a_changed_setting() -> None:
+def test_leverage_alerts_on_effective_change() -> None:
     from notifier.digest import AccountWatch
     from trader.config import NotifyConfig
 
     w = AccountWatch(NotifyConfig(leverage_change=0.5, exposure_change=100.0), now=0.0)
 
-    def snap(notional: float, set_lev: float = 2.0) -> list:
-        return w.on_account({"equity": 10_000.0, "leverage": set_lev,
+    def snap(notional: float) -> list:
+        return w.on_account({"equity": 10_000.0,
                              "positions": [{"symbol": "BTC/USDT:USDT", "notional": notional}]})
 
     assert snap(1_000.0) == []  # the reference
     assert snap(4_000.0) == []  # 0.1x -> 0.4x: under the threshold
     out = snap(7_000.0)  # 0.1x -> 0.7x
     assert [o.key for o in out] == ["leverage"] and "0.10x -> 0.70x" in out[0].title
-    out = snap(7_000.0, set_lev=20.0)
-    assert [o.key for o in out] == ["leverage_set"] and "2x -> 20x" in out[0].title
+    assert snap(7_000.0) == []  # measured from the last alert
