@@ -35,6 +35,7 @@ log = logging.getLogger("flatguard")
 EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys); never restarted
 KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
 KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
+HELPER_HANG_FACTOR = 5.0  # notifier, commander: see hang_limit()
 
 
 class Supervisor:
@@ -83,9 +84,8 @@ class Supervisor:
 
     def samples(self) -> list[list[Any]]:
         """Everything /metrics shows: the supervisor's registry plus each live child's."""
-        hang = self.cfg.hang_timeout
         for name, ch in self.children.items():
-            s = ch.summary(hang)
+            s = ch.summary(self.hang_limit(name))
             self.metrics.set("flatguard_up", 1.0 if s["up"] else 0.0, process=name)
             age = s["heartbeat_age_s"]
             self.metrics.set("flatguard_heartbeat_age_seconds", age if age is not None else -1,
@@ -305,10 +305,10 @@ class Supervisor:
 
     def check_heartbeats(self) -> None:
         now = time.monotonic()
-        hang = self.cfg.hang_timeout
         for ch in self.children.values():
             if ch.pid is None or ch.state not in (RUNNING, STARTING):
                 continue
+            hang = self.hang_limit(ch.name)
             age = now - ch.hb.at
             if ch.state == STARTING:
                 continue  # start-up has its own ready_timeout
@@ -331,6 +331,13 @@ class Supervisor:
                 assert self.killswitch is not None
                 self.killswitch.trigger("connector_down", "the connector has been down for more "
                                         f"than {self.cfg.supervisor.connector_grace:g} s")
+
+    def hang_limit(self, name: str) -> float:
+        """A hang is ``liveness x interval`` late for the trading path (trader, connector). The
+        notifier and commander run at a lower priority and only cost a restart when killed, so a
+        loaded machine gets them HELPER_HANG_FACTOR times the slack before they count as hung."""
+        hang = self.cfg.hang_timeout
+        return hang if name in (TRADER, CONNECTOR) else hang * HELPER_HANG_FACTOR
 
     @property
     def stale_backstop(self) -> float:

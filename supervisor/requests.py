@@ -79,7 +79,7 @@ class RequestHandlers:
         sup = self.sup
         halt = sup.halt
         ks = sup.killswitch
-        procs = {n: c.summary(sup.cfg.hang_timeout) for n, c in sup.children.items()}
+        procs = {n: c.summary(sup.hang_limit(n)) for n, c in sup.children.items()}
         if sup.sim is not None:
             alive = sup.sim.proc.returncode is None
             procs["sim"] = {"pid": sup.sim.pid if alive else None, "up": alive,

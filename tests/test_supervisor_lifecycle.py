@@ -42,11 +42,12 @@ def test_restart_intensity_limit_gives_up_and_alerts(sim: Sim, stacks: list[Stac
     for _ in range(3):
         old = pid_of(st, "notifier")
         os.kill(old, signal.SIGKILL)
-        wait_for(lambda o=old: (p := st.status()["processes"]["notifier"])["state"] == "failed"
-                 or (p["pid"] not in (None, o) and p["up"]), 60, "notifier restarted or given up")
-        if st.status()["processes"]["notifier"]["state"] == "failed":
+        p = wait_for(lambda o=old: (p := st.status()["processes"]["notifier"])["state"] == "failed"
+                     and p or (p["pid"] not in (None, o) and p["up"] and p), 60,
+                     "notifier restarted or given up")
+        if p["state"] == "failed":
             break
-        st.pids.add(pid_of(st, "notifier"))
+        st.pids.add(int(p["pid"]))
     assert st.status()["processes"]["notifier"]["state"] == "failed"
     wait_for(lambda: st.find("notifier keeps failing"), 10, "the give-up alert")
 
