@@ -8,7 +8,6 @@ trader is allowed to trade.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from supervisor import simchild
+from supervisor import rundir, simchild
 from supervisor.children import FAILED, RESTARTING, RUNNING, STARTING, Child
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
@@ -25,7 +24,7 @@ from supervisor.killswitch import KillSwitch
 from supervisor.proxy import EventProxy
 from supervisor.requests import RequestHandlers
 from trader import bus, config, runpaths
-from trader.journal import HaltState, Journal, JournalUnusable
+from trader.journal import HaltState, Journal
 from trader.metrics import Registry
 from trader.proc import NotifyClient
 from trader.protocol import CHILDREN, CONNECTOR, TRADER
@@ -105,40 +104,10 @@ class Supervisor:
     # --- start-up ---------------------------------------------------------------------------
 
     def _lock(self) -> None:
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StartupError(
-                f"another `flatguard up` (pid {other}) is running on {self.paths.root}; "
-                "stop it first or use another --run-dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        self._lock_fd = rundir.acquire_lock(self.paths)
 
     def _open_journal(self) -> None:
-        try:
-            self.journal = Journal(self.paths.journal)
-        except JournalUnusable as e:
-            # Fail closed: keep the evidence, start a fresh journal that says HALTED.
-            if self.paths.journal.exists():
-                aside = self.paths.journal.with_name(f"journal.db.bad-{int(time.time())}")
-                self.paths.journal.rename(aside)
-                for ext in ("-wal", "-shm"):
-                    p = self.paths.journal.with_name("journal.db" + ext)
-                    if p.exists():
-                        p.rename(aside.with_name(aside.name + ext))
-            (self.paths.root / ".journal-created").unlink(missing_ok=True)
-            self.journal = Journal(self.paths.journal)
-            self.journal.set_halt(HaltState(True, str(e), "journal", time.time(), False))
-            log.critical("journal unusable, HALTED (fail closed): %s. Once the account is flat "
-                         "and you have inspected it, `flatguard ctl resume --yes` clears it.", e)
-        if self.journal.last_run_unclean() and not self.journal.halt_state().halted:
-            self.journal.set_halt(HaltState(
-                True, "the previous run did not end cleanly (supervisor killed or crashed)",
-                "unclean_restart", time.time(), verified_flat=False))
+        self.journal = rundir.open_journal(self.paths)
         self.run_id = self.journal.start_run(os.getpid())
 
     def child_env(self) -> dict[str, str]:
