@@ -17,7 +17,7 @@ import zmq
 import zmq.asyncio
 
 from supervisor import rundir, simchild
-from supervisor.children import FAILED, RESTARTING, RUNNING, STARTING, Child
+from supervisor.children import EXITED, FAILED, RESTARTING, RUNNING, STARTING, Child
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
@@ -220,7 +220,7 @@ class Supervisor:
             raise StartupError(
                 f"process {name} (pid {ch.pid}) was not ready within "
                 f"{self.cfg.supervisor.ready_timeout:g} s; see its log lines above")
-        if ch.state == FAILED and name != TRADER and not self.shutting_down:
+        if ch.state in (EXITED, FAILED) and name != TRADER and not self.shutting_down:
             raise StartupError(f"process {name} exited during start-up; see its log lines above")
 
     def _refusal(self, name: str) -> str:
@@ -252,6 +252,7 @@ class Supervisor:
             if not self.halt.halted or not self.killswitch.running:
                 self.killswitch.trigger("trader_exit", f"the trader exited unexpectedly ({how})")
             return
+        ch.state = RESTARTING  # now, not when the task runs: nobody may see it as given up
         asyncio.get_running_loop().create_task(self._restart(ch, f"exited with {how}"))
 
     async def _restart(self, ch: Child, why: str) -> None:

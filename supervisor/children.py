@@ -24,8 +24,10 @@ from typing import Any
 log = logging.getLogger("flatguard")
 
 # Lifecycle of a child as the supervisor sees it.
-STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, FAILED = (
-    "starting", "running", "restarting", "stopping", "stopped", "failed")
+# EXITED: died unexpectedly, the supervisor's policy decides next (restart, kill switch);
+# FAILED: the supervisor gave up on it (restart intensity exceeded, or a refusal).
+STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, EXITED, FAILED = (
+    "starting", "running", "restarting", "stopping", "stopped", "exited", "failed")
 
 MODULES = {
     "trader": "trader",
@@ -100,7 +102,7 @@ class Child:
             code = proc.wait()  # reap: the pidfd is readable only once the child is a zombie
             if proc is self.proc:
                 self._pidfd = -1
-                self.state = STOPPED if self.expected_exit else FAILED
+                self.state = STOPPED if self.expected_exit else EXITED
                 self.on_exit(self, code)
 
         loop.add_reader(fd, exited)

@@ -48,7 +48,8 @@ def test_restart_intensity_limit_gives_up_and_alerts(sim: Sim, stacks: list[Stac
         if p["state"] == "failed":
             break
         st.pids.add(int(p["pid"]))
-    assert st.status()["processes"]["notifier"]["state"] == "failed"
+    final = st.status()["processes"]["notifier"]
+    assert final["state"] == "failed", (final, [ln for ln in st.lines if "notifier" in ln][-30:])
     wait_for(lambda: st.find("notifier keeps failing"), 10, "the give-up alert")
 
 
