@@ -322,6 +322,8 @@ max_daily_loss = 10000000.0
 max_drawdown = 0.99
 margin_warn = 0.5
 margin_reduce = 0.9
+stale_pause = 30.0
+stale_halt = 120.0
 """)
     st.start()
     account = st.request(st.paths.connector, "account")
