@@ -87,9 +87,6 @@ async def main() -> int:
             auth.stop()
         peers.close()
         audit.close()
-        child.sup.close()
-        if child.notify is not None:
-            child.notify.close()
-        child.ctx.destroy(linger=0)
+        child.close()
     log.info("event=stopped code=%d", code)
     return code

@@ -207,10 +207,7 @@ async def amain() -> int:
             pass
         return await Notifier(child, sinks).run()
     finally:
-        if child.notify is not None:
-            child.notify.close()
-        child.sup.close()
-        child.ctx.destroy(0)
+        child.close()
 
 
 def main() -> int:

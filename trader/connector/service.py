@@ -241,10 +241,8 @@ class Connector:
         if self.responder is not None:
             self.responder.close()
         self.pub.close()
-        if self.child.notify is not None:
-            self.child.notify.close()
-        self.child.sup.close()
         self.journal.close()
+        self.child.close()
 
     # --- reconcile --------------------------------------------------------------------------
 
