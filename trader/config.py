@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -89,6 +90,25 @@ class KillswitchConfig:
     recv_window: int = field(default=60000, metadata=_rule(positive))  # ms; Binance max 60000
     check_interval: float = field(default=60.0, metadata=_rule(positive))  # s, kill-path proof
     alert_every: int = field(default=12, metadata=_rule(positive))  # failed rounds per re-alert
+    # s the supervisor keeps watching a halted account after a verified kill-switch flatten
+    watch_after: float = field(default=120.0, metadata=_rule(non_negative))
+    # s the connector has to confirm the fence (no more orders for the trader) before SIGKILL
+    fence_timeout: float = field(default=2.0, metadata=_rule(positive))
+    # share of the request-weight limit only the kill path may use (the connector never does)
+    weight_reserve: float = field(default=0.25, metadata=_rule(fraction))
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    # Pruned (audit, commands, kill-switch rounds; never orders or fills) above these; the
+    # cap itself is SQLite's max_page_count, so a journal can never fill the disk.
+    max_bytes: int = field(default=256 * 1024 * 1024, metadata=_rule(positive))
+    keep_days: float = field(default=30.0, metadata=_rule(positive))
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    max_bytes: int = field(default=64 * 1024 * 1024, metadata=_rule(positive))  # per recording
 
 
 @dataclass(frozen=True)
@@ -197,6 +217,8 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
     source: str = "<defaults>"  # where it was read from, for error messages
 
     @property
@@ -216,7 +238,10 @@ def _type_ok(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        # NaN and +-inf are refused: every comparison with them is false, so a NaN cap passes
+        # every check and an infinite one disables it.
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value))
         return ok, float(value) if ok else value
     if hint is str:
         return isinstance(value, str), value
@@ -253,7 +278,7 @@ def _type_name(hint: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
     if origin is tuple:
         return f"a list of {_type_name(typing.get_args(hint)[0])}"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+    return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(
         hint, "null" if hint is type(None) else str(hint)
     )
 

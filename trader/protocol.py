@@ -25,6 +25,12 @@ reply with a ``kind``):
                             account {}                 -> last confirmed account snapshot
                             sync {}                    -> reconcile now, returns differences
                             status {}
+                            fence {reason}             -> stop signing anything for the trader:
+                                                          queued and retried creates dropped,
+                                                          later ones refused (kind "fenced");
+                                                          {fenced_at (wall s), recv_window_ms}
+                            dms.disarm {}              -> disarm the exchange's dead-man switch
+                                                          (only after a verified flat, or resume)
     trader (trader.sock):   pause / unpause / ban {symbol} / unban {symbol} / stop / info /
                             debug / debug_instrument {symbol} / record
     supervisor (sup.sock):  hb {proc, pid, state, loop, last_md, last_ok, metrics} (one-way)
