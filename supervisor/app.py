@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from supervisor import rundir, simchild
+from supervisor import fencing, rundir, simchild
 from supervisor.children import EXITED, FAILED, RESTARTING, RUNNING, STARTING, Child
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
@@ -27,7 +28,7 @@ from trader import bus, config, runpaths
 from trader.journal import HaltState, Journal
 from trader.metrics import Registry
 from trader.proc import NotifyClient
-from trader.protocol import CHILDREN, CONNECTOR, TRADER
+from trader.protocol import CHILDREN, COMMANDER, CONNECTOR, NOTIFIER, TRADER
 
 log = logging.getLogger("flatguard")
 
@@ -35,6 +36,7 @@ EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys
 KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
 KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
 HELPER_HANG_FACTOR = 5.0  # notifier, commander: see hang_limit()
+HELPERS = (NOTIFIER, COMMANDER)  # restarted forever: trading goes on, so must the alert path
 
 
 class Supervisor:
@@ -59,13 +61,20 @@ class Supervisor:
         self.metrics_port = 0
         self.shutting_down = False
         self._lock_fd: int | None = None
+        self._halt_cache = HaltState(False)
+        self.flapping: set[str] = set()
 
     # --- state ------------------------------------------------------------------------------
 
     @property
     def halt(self) -> HaltState:
+        """The journal's halt state; the last one read if the journal cannot be read now."""
         assert self.journal is not None
-        return self.journal.halt_state()
+        try:
+            self._halt_cache = self.journal.halt_state()
+        except Exception as e:  # noqa: BLE001 - a failing journal must not break status/metrics
+            log.error("journal read failed (halt state): %s: %s", type(e).__name__, e)
+        return self._halt_cache
 
     def trading_state(self) -> str:
         if self.killswitch is not None and self.killswitch.running:
@@ -75,11 +84,12 @@ class Supervisor:
         trader = self.children.get(TRADER)
         return (trader.hb.state or "STARTING") if trader and trader.pid else "STOPPED"
 
-    def alert(self, level: str, title: str, text: str) -> None:
+    def alert(self, level: str, title: str, text: str, key: str | None = None) -> None:
+        """Log and notify. ``key``: alerts with one key replace each other at the notifier."""
         log.log(logging.CRITICAL if level == "critical" else logging.WARNING,
                 "ALERT level=%s title=%r text=%r", level, title, text)
         if self.notify is not None:
-            self.notify.send(level, title, text)
+            self.notify.send(level, title, text, key=key)
 
     def samples(self) -> list[list[Any]]:
         """Everything /metrics shows: the supervisor's registry plus each live child's."""
@@ -148,12 +158,20 @@ class Supervisor:
         self.killpath_ready = True
 
     async def _fence_trader(self) -> None:
-        trader = self.children.get(TRADER)
-        if trader is None or trader.pid is None:
-            return
-        trader.expected_exit = True
-        trader.kill_group()
-        await trader.wait_exit(5.0)
+        await fencing.fence_trader(self)
+
+    async def _fence_orders(self, reason: str) -> float:
+        return await fencing.fence_orders(self, reason)
+
+    def banned_for(self) -> float:
+        """Seconds left of an exchange ban any process of this stack has seen."""
+        board = getattr(self, "ban_board", None)
+        if board is None:
+            return 0.0
+        try:
+            return float(board.banned_for(self.ban_host))
+        except Exception:  # noqa: BLE001 - a garbled ban file is no ban
+            return 0.0
 
     async def start(self) -> None:
         from trader.strategy import StrategyLoadError, load_strategy
@@ -187,9 +205,11 @@ class Supervisor:
         os.chmod(self.paths.config_json, 0o600)
         await self._build_killpath()
         assert self.journal is not None and self.flattener is not None
-        self.killswitch = KillSwitch(self.journal, self.flattener, self.cfg.killswitch.backoff,
-                                     self.alert, self.metrics, self._fence_trader,
-                                     alert_every=self.cfg.killswitch.alert_every)
+        ks = self.cfg.killswitch
+        self.killswitch = KillSwitch(self.journal, self.flattener, ks.backoff, self.alert,
+                                     self.metrics, self._fence_trader, alert_every=ks.alert_every,
+                                     fence_orders=self._fence_orders, watch_after=ks.watch_after,
+                                     banned_for=self.banned_for)
         halt = self.halt
         if halt.halted and not halt.verified_flat and halt.trigger != "abort":
             await self.killswitch.resume_pending(halt.reason)
@@ -252,17 +272,27 @@ class Supervisor:
             if not self.halt.halted or not self.killswitch.running:
                 self.killswitch.trigger("trader_exit", f"the trader exited unexpectedly ({how})")
             return
-        ch.state = RESTARTING  # now, not when the task runs: nobody may see it as given up
-        asyncio.get_running_loop().create_task(self._restart(ch, f"exited with {how}"))
+        # RESTARTING now, not when the task runs: nobody may see it as given up
+        self.restart_later(ch, f"exited with {how}")
+
+    def restart_later(self, ch: Child, why: str) -> None:
+        ch.state = RESTARTING
+        asyncio.get_running_loop().create_task(self._restart(ch, why))
 
     async def _restart(self, ch: Child, why: str) -> None:
         sc = self.cfg.supervisor
         if not ch.allow_restart(sc.restart_intensity, sc.restart_period):
-            ch.state = FAILED
-            self.alert("critical", f"{ch.name} keeps failing",
-                       f"{ch.name} {why}; more than {sc.restart_intensity} restarts in "
-                       f"{sc.restart_period:g} s: giving up on it")
-            return
+            if ch.name not in HELPERS:
+                ch.state = FAILED
+                self.alert("critical", f"{ch.name} keeps failing",
+                           f"{ch.name} {why}; more than {sc.restart_intensity} restarts in "
+                           f"{sc.restart_period:g} s: giving up on it")
+                return
+            self._flapping(ch, why)
+        elif ch.name in self.flapping:
+            self.flapping.discard(ch.name)
+            self.metrics.set("flatguard_process_flapping", 0.0, process=ch.name)
+            log.warning("process=%s no longer flapping", ch.name)
         ch.state = RESTARTING
         delay = ch.backoff(sc.restart_backoff_max)
         ch.restart_times.append(time.monotonic())
@@ -272,6 +302,28 @@ class Supervisor:
             return
         ch.restarts += 1
         ch.spawn()
+
+    def _flapping(self, ch: Child, why: str) -> None:
+        """A helper (notifier, commander) restarting too often is never given up on: the alert
+        path must come back. Said where no notifier is needed: stderr, the journal, /metrics."""
+        sc = self.cfg.supervisor
+        self.metrics.set("flatguard_process_flapping", 1.0, process=ch.name)
+        if ch.name in self.flapping:
+            return
+        self.flapping.add(ch.name)
+        text = (f"process {ch.name} is flapping: {why}; more than {sc.restart_intensity} "
+                f"restarts in {sc.restart_period:g} s. Restarting it forever with backoff "
+                f"(max {sc.restart_backoff_max:g} s); alerts may not reach you meanwhile.")
+        print(f"flatguard supervisor CRITICAL: {text}", file=sys.stderr, flush=True)
+        log.critical("event=process_flapping process=%s why=%r", ch.name, why)
+        try:
+            assert self.journal is not None
+            self.journal.audit("supervisor", "supervisor", "flapping", {"process": ch.name},
+                               text, False)
+        except Exception as e:  # noqa: BLE001
+            log.error("journal write failed (flapping): %s", e)
+        if ch.name != NOTIFIER:
+            self.alert("critical", f"{ch.name} flapping", text, key=f"flapping-{ch.name}")
 
     def check_heartbeats(self) -> None:
         now = time.monotonic()
@@ -321,8 +373,7 @@ class Supervisor:
         log.error("process=%s hung: %s; killing it", ch.name, why)
         ch.expected_exit = True  # our own kill: the restart below is the policy, not on_exit
         ch.kill_group()
-        ch.state = RESTARTING
-        asyncio.get_running_loop().create_task(self._restart(ch, f"hung ({why})"))
+        self.restart_later(ch, f"hung ({why})")
 
     async def check_killpath(self) -> None:
         """Prove the kill path's own session with a signed read and fresh exchange time.
@@ -360,11 +411,28 @@ class Supervisor:
             log.info("kill path check ok again after 1 failure")
         self.killpath_ready, self.killpath_failures = True, 0
 
+    def kill_switch_watchdog(self) -> None:
+        """A kill-switch run that ended unverified (our own bug, an exception) starts again:
+        nothing but a verified flat, ``abort`` or a person's ``resume`` ends a flatten."""
+        ks = self.killswitch
+        if ks is None or self.shutting_down or not ks.needs_restart():
+            return
+        assert ks.task is not None
+        err = ks.task.exception()
+        why = (f"the kill switch's flatten ended unverified ({type(err).__name__}: {err})"
+               if err is not None else "the kill switch's flatten ended unverified")
+        if self.halt.trigger == "abort":
+            return
+        log.critical("watchdog: %s; starting it again", why)
+        ks.task = None
+        asyncio.get_running_loop().create_task(ks.resume_pending(why))
+
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
         next_proof = time.monotonic() + self.cfg.killswitch.check_interval
         while not self.stop_requested.is_set():
             self.check_heartbeats()
+            self.kill_switch_watchdog()
             if time.monotonic() >= next_proof:
                 next_proof = time.monotonic() + self.cfg.killswitch.check_interval
                 # Held: the loop keeps only weak references to tasks.

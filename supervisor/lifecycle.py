@@ -1,11 +1,15 @@
 """``up`` from first line to last: start, watch, and the orderly stop.
 
 Orderly stop (SIGTERM, SIGINT, and SIGHUP -- a dropped SSH session must never leave the account
-unmanaged, so it is treated exactly like SIGTERM): the trader is stopped gracefully, then the
-account is taken flat (``supervisor.shutdown = "flatten"``, the default), only its orders
-cancelled (``"cancel"``) or left as it is (``"leave"``), through the same loop as the kill switch
-(not counted as a kill-switch run). Verified within ``shutdown_timeout``: exit 0, not halted.
-Not verified: HALTED (unverified) is written, exit 1, and the next ``up`` resumes the flatten.
+unmanaged, so it is treated exactly like SIGTERM, unless SIGHUP was already ignored when flatguard
+started, as under ``nohup``: then it stays ignored): the trader is stopped gracefully, the
+connector is fenced (it signs nothing more; what it signed before may land until its recvWindow
+ends), then the account is taken flat (``supervisor.shutdown = "flatten"``, the default), only
+its orders cancelled (``"cancel"``) or left as it is (``"leave"``), through the same loop as the
+kill switch (not counted as a kill-switch run), with the same in-flight bound. Verified within
+``shutdown_timeout``: the exchange's dead-man switch is disarmed, exit 0, not halted. Not
+verified: HALTED (unverified) is written, the dead-man switch stays armed, exit 1, and the next
+``up`` resumes the flatten.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 
 import click
 
+from supervisor import fencing
 from supervisor.app import Supervisor
 from supervisor.errors import StartupError
 from trader import config, runpaths
@@ -42,7 +47,12 @@ async def orderly_stop(sup: Supervisor) -> int:
     if trader is not None:
         await trader.stop(TRADER_STOP_TIMEOUT)
     ks = sup.killswitch
+    verified = mode == "leave"  # the person asked for orders left live: nothing to cancel them
     if ks is not None and sup.flattener is not None:
+        ks.stop_watching()  # this stop's own flatten proves the account from here on
+        if mode != "leave" and not ks.running:
+            ks.inflight_until = max(ks.inflight_until,
+                                    await fencing.fence_orders(sup, "orderly stop"))
         if ks.running:
             assert ks.task is not None
             try:
@@ -50,10 +60,12 @@ async def orderly_stop(sup: Supervisor) -> int:
             except TimeoutError:
                 ks.task.cancel()
             halt = sup.halt
-            code = 0 if halt.verified_flat else 1
+            verified = halt.verified_flat and not ks.needs_restart()
+            code = 0 if verified else 1
         elif mode != "leave" and not (sup.halt.halted and sup.halt.trigger == "abort"):
             outcome = await ks.flatten_until_verified(None, deadline, t0, cancel_only=mode == "cancel")
             if outcome.verified:
+                verified = True
                 what = "flat" if mode == "flatten" else "no open orders"
                 log.warning("orderly stop: account %s (verified, %d round(s), %.2fs)", what,
                             outcome.rounds, outcome.duration)
@@ -68,8 +80,13 @@ async def orderly_stop(sup: Supervisor) -> int:
                 code = 1
         else:
             sup.alert("info", "flatguard stopped", "positions and orders left as they are")
-    # The connector disarms the exchange's dead-man switch on SIGTERM; the notifier goes last
-    # but one so it can deliver the stop messages.
+    # The exchange's dead-man switch is disarmed only after a verified flat: with orders or
+    # positions possibly left, it stays armed and cancels the orders on the exchange.
+    if verified:
+        await fencing.disarm_dms(sup)
+    else:
+        log.warning("orderly stop: not verified flat, the exchange's dead-man switch stays armed")
+    # The notifier goes last so it can deliver the stop messages.
     for name in (CONNECTOR, COMMANDER, NOTIFIER):
         ch = sup.children.get(name)
         if ch is not None:
@@ -104,10 +121,17 @@ async def teardown(sup: Supervisor) -> None:
     os.close(sup._lock_fd)
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """SIGTERM and SIGINT stop in order; so does SIGHUP (a dropped SSH session), unless it was
+    ignored when we started (``nohup``): whoever started us asked for it to be ignored."""
+    hup_ignored = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    return (signal.SIGTERM, signal.SIGINT) + (() if hup_ignored else (signal.SIGHUP,))
+
+
 async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
     sup = Supervisor(cfg, paths)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in stop_signals():
         loop.add_signal_handler(sig, sup.stop_requested.set)  # handlers only enqueue
     code = 1
     try:

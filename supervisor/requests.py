@@ -11,6 +11,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
+from supervisor import fencing
 from supervisor.children import RUNNING, STARTING
 from supervisor.errors import Refused
 from trader.journal import HaltState
@@ -93,23 +94,50 @@ class RequestHandlers:
             "trading_state": sup.trading_state(),
             "killpath_ready": sup.killpath_ready,
             "killswitch": {"running": bool(ks and ks.running),
-                           "rounds": ks.current_rounds if ks else 0},
+                           "rounds": ks.current_rounds if ks else 0,
+                           "flattening": bool(ks and ks.flattening),
+                           "inflight_wait_s": round(ks.inflight_wait, 3) if ks else 0.0,
+                           "banned_s": round(sup.banned_for(), 1),
+                           "watching": bool(ks and ks.watching),
+                           "io_errors": ks.io_errors if ks else 0},
+            "stopping": sup.shutting_down,
+            "flapping": sorted(sup.flapping),
             "metrics_port": sup.metrics_port,
             "supervisor_pid": __import__("os").getpid(),
         }
 
+    def _refuse_during_stop_or_flatten(self, what: str) -> None:
+        """State rule: nothing that adds risk while a stop or a flatten is running."""
+        sup = self.sup
+        ks = sup.killswitch
+        if sup.shutting_down or sup.stop_requested.is_set():
+            raise Refused(f"{what} refused: flatguard is stopping (an orderly stop is taking the "
+                          "account flat); start it again with `flatguard up` once it has exited")
+        if ks is not None and (ks.running or ks.flattening):
+            raise Refused(f"{what} refused: the kill switch is still flattening; wait until "
+                          "the account is verified flat (see `flatguard ctl info`)")
+
+    async def op_risk_gate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Asked by the commander before ``unpause``/``unban`` (risk-increasing commands)."""
+        what = str(args.get("command") or "this command")
+        self._refuse_during_stop_or_flatten(what)
+        if self.sup.halt.halted:
+            raise Refused(f"{what} refused: trading is HALTED; `resume` first")
+        return {"ok": True}
+
     async def op_resume(self, args: dict[str, Any]) -> dict[str, Any]:
         sup = self.sup
         assert sup.journal is not None and sup.killswitch is not None
-        if sup.killswitch.running:
-            raise Refused("the kill switch is still flattening; wait until the account is "
-                          "verified flat (see `flatguard ctl info`)")
+        self._refuse_during_stop_or_flatten("resume")
         halt = sup.halt
         if not halt.halted:
             raise Refused("not halted: nothing to resume")
         if not halt.verified_flat and halt.trigger != "abort":
             raise Refused("the account is not verified flat yet; the flatten loop must finish "
                           "first")
+        sup.killswitch.stop_watching()  # the account is the new trader's again
+        await fencing.unfence(sup)
+        await fencing.disarm_dms(sup)  # the old countdown; the connector re-arms for the new trader
         sup.journal.set_halt(HaltState(False))
         log.warning("RESUMED by a person after halt trigger=%s reason=%s", halt.trigger, halt.reason)
         sup.alert("warning", "Trading resumed", f"halt ({halt.trigger}: {halt.reason}) cleared")

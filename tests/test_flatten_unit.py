@@ -155,8 +155,13 @@ def test_failed_rounds_are_counted_but_alerts_do_not_flood(h) -> None:
         return None
 
     try:
-        ks = KillSwitch(journal, f, 0.01, lambda *a: alerts.append(a), metrics, fence,
-                        alert_every=4)
+        keys: list[str | None] = []
+
+        def alert(*a: str, key: str | None = None) -> None:
+            alerts.append(a)
+            keys.append(key)
+
+        ks = KillSwitch(journal, f, 0.01, alert, metrics, fence, alert_every=4)
         run_id = journal.start_killswitch("command", "test")
         out = h.run(ks.flatten_until_verified(run_id, None, time.monotonic()), timeout=60)
         assert out.verified and out.rounds == 11
@@ -166,6 +171,13 @@ def test_failed_rounds_are_counted_but_alerts_do_not_flood(h) -> None:
                                           "Flatten round 5 not verified",
                                           "Flatten round 9 not verified"]
         assert any(a[1].startswith("Account flat") for a in alerts)
+        # One key for the run's repeats (they replace each other at the notifier); "Account
+        # flat" has its own, so it is never merged away.
+        failed_keys = {k for a, k in zip(alerts, keys, strict=True)
+                       if a[1].startswith("Flatten round")}
+        flat_keys = {k for a, k in zip(alerts, keys, strict=True)
+                     if a[1].startswith("Account flat")}
+        assert len(failed_keys) == 1 and len(flat_keys) == 1 and failed_keys != flat_keys
         samples = {(n, str(lbl)): v for n, lbl, v in metrics.samples()}
         assert samples[("flatguard_killswitch_rounds_total", "[]")] == 11
         assert ks.rounds_total == 11

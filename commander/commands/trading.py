@@ -45,11 +45,22 @@ class Pause(_TraderOp):
     done = "paused: open orders cancelled, no new orders"
 
 
+async def _risk_gate(ctx: Context, req: Request, command: str) -> None:
+    """Risk-increasing commands are refused while a stop or a flatten runs (the supervisor
+    decides; no answer from it is a refusal too: fail closed)."""
+    await ctx.peers.ask("supervisor", "risk_gate", {"command": command},
+                        ctx.peer_timeout(req.timeout))
+
+
 class Unpause(_TraderOp):
     name = "unpause"
     help = "place orders again after pause"
     confirm = True
     done = "unpaused: trading again"
+
+    async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
+        await _risk_gate(ctx, req, self.name)
+        return await super().run(ctx, req, *args)
 
 
 class Debug(_TraderOp):
@@ -68,6 +79,10 @@ class Unban(_SymbolOp):
     help = "allow new risk on SYMBOL again"
     confirm = True
     done = "unbanned {symbol}"
+
+    async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
+        await _risk_gate(ctx, req, self.name)
+        return await super().run(ctx, req, *args)
 
 
 class DebugInstrument(_SymbolOp):
