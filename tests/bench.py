@@ -27,6 +27,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "tick": ("tests.bench_stack", "bench_tick"),
     "up": ("tests.bench_stack", "bench_up"),
     "killswitch": ("tests.bench_stack", "bench_killswitch"),
+    "killpath": ("tests.bench_killpath", "run"),
     "risk": ("tests.bench_risk", "run"),
     "connector": ("tests.bench_connector", "run"),
     "control": ("tests.bench_control", "run"),
@@ -61,6 +62,8 @@ TARGETS: dict[str, Target] = {
     "crash_to_flat_p50_ms": Target("<=", 100.0, "ms", "trader SIGKILL -> flat"),
     "hang_to_flat_p50_ms": Target("<=", 1500.0, "ms", "trader SIGSTOP -> flat"),
     "hang_to_flat_p99_ms": Target("<=", 1500.0, "ms", "trader SIGSTOP -> flat (worst)"),
+    # recvWindow (5 s) after the fence + one round + margin: the proof costs the bound, no more
+    "inflight_kill_to_verified_p50_ms": Target("<=", 7000.0, "ms", "kill, order in flight -> verified"),
 }
 
 

@@ -52,3 +52,19 @@ class TickOrder(Strategy):
 
     def debug(self) -> dict[str, object]:
         return {"sent": self.sent}
+
+
+class OneShot(Strategy):
+    """One market buy of ``amount`` (default 0.01) on the first tick of the first symbol, then
+    nothing: the order a kill may catch in flight."""
+
+    name = "one_shot"
+
+    def on_start(self, ctx: Context) -> None:
+        self.sent = False
+        self.amount = float(ctx.params.get("amount", 0.01))
+
+    def on_tick(self, ctx: Context, md: MarketData) -> None:
+        if not self.sent and md.symbol == ctx.symbols[0]:
+            self.sent = True
+            ctx.buy(md.symbol, self.amount)
