@@ -7,10 +7,13 @@ non-blocking PUB send, with no extra hop or await (tick-to-order latency).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
 from trader.exchange.reconcile import OPEN, TERMINAL
+from trader.journal import FillConflict
+from trader.metrics import METRICS
 from trader.protocol import FILL, MD, ORDER
 
 if TYPE_CHECKING:
@@ -27,22 +30,32 @@ class FeedSink:
 
     def on_md(self, symbol: str, mark: float | None, bid: float | None, ask: float | None,
               ts: float | None) -> None:
+        """Prices arrive checked (``boundary.py``): finite and > 0, or None. Only a real mark
+        (or, for the poll feed, which has no mark stream, the mid) refreshes the quote's time
+        and the staleness clock: a silent mark stream with quotes flowing is stale, not quiet."""
         q = self.quotes.setdefault(symbol, {"symbol": symbol, "mark": None, "bid": None,
                                             "ask": None, "ts": 0.0})
+        fresh = False
         if mark:
             q["mark"] = float(mark)
             self.marks[symbol] = float(mark)
             self.c.account.mark(symbol, float(mark))
+            fresh = True
         if bid:
             q["bid"] = float(bid)
         if ask:
             q["ask"] = float(ask)
-        if symbol not in self.marks and q["bid"] and q["ask"]:
-            q["mark"] = (q["bid"] + q["ask"]) / 2  # poll feed: no mark price stream
-        q["ts"] = (ts / 1000.0) if ts else time.time()
-        self.c.child.last_md = time.time()
+        poll = self.c.feed is not None and self.c.feed.kind == "poll"
+        if poll and symbol not in self.marks and (bid or ask) and q["bid"] and q["ask"]:
+            q["mark"] = (q["bid"] + q["ask"]) / 2
+            fresh = True
         if self.c.clock is not None:
             self.c.clock.observe_event(ts)
+        if fresh:
+            q["ts"] = (ts / 1000.0) if ts else time.time()
+            self.c.child.last_md = time.time()
+        if q["mark"] is None:
+            return  # nothing the trader can price with yet
         self.c.pub.publish(MD + symbol, dict(q))
 
     def on_order(self, o: dict[str, Any]) -> None:
@@ -64,7 +77,17 @@ class FeedSink:
                 "price": float(t["price"]), "fee": float(fee.get("cost") or 0.0),
                 "fee_currency": str(fee.get("currency") or ""),
                 "ts": (t.get("timestamp") or time.time() * 1000) / 1000.0}
-        new = self.c.journal.record_fill(**fill)
+        try:
+            new = self.c.journal.record_fill(**fill, venue=self.c.cfg.exchange.id)
+        except FillConflict as e:  # never silent; the fill is real, so it still goes out
+            log.error("event=fill_conflict error=%s", e)
+            METRICS.inc("flatguard_fill_conflicts_total")
+            new = True
+        except sqlite3.Error as e:  # a journal failure must not lose the fill for the strategy
+            log.error("event=journal_failed call=record_fill trade_id=%s error=%s",
+                      fill["trade_id"], e)
+            METRICS.inc("flatguard_journal_errors_total", process="connector")
+            new = True
         if new:
             self.c.pub.publish(FILL + str(fill["symbol"]), fill)
 
