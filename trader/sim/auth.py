@@ -3,6 +3,9 @@
 Binance signs ``totalParams`` = the raw query string concatenated with the raw request body
 (no separator), minus the ``signature`` parameter itself. The timing rule is Binance's:
 accept when ``timestamp < serverTime + 1000`` and ``serverTime - timestamp <= recvWindow``.
+For new orders the matching engine checks the window again when it processes the order
+(:func:`check_window` after any in-flight delay): an order that waited inside the exchange past
+its ``timestamp + recvWindow`` is refused with -1021 instead of landing late.
 """
 
 from __future__ import annotations
@@ -43,18 +46,12 @@ def check_api_key(headers: Mapping[str, str], creds: Credentials) -> None:
         raise BinanceError(-2015)
 
 
-def check_signed(headers: Mapping[str, str], raw_query: str, raw_body: str,
-                 params: Mapping[str, str], creds: Credentials, clock: SimClock) -> None:
-    """Raise the Binance error a SIGNED request would get, in Binance's order of checks."""
-    check_api_key(headers, creds)
-    if "timestamp" not in params:
-        raise mandatory("timestamp")
-    if "signature" not in params:
-        raise mandatory("signature")
+def check_window(params: Mapping[str, str], clock: SimClock) -> None:
+    """The timing rule against the exchange clock *now* (receipt, or processing for orders)."""
     try:
         timestamp = int(params["timestamp"])
         recv_window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW))
-    except ValueError:
+    except (KeyError, ValueError):
         raise BinanceError(-1102, "Illegal characters found in parameter 'timestamp' or "
                                   "'recvWindow'.") from None
     if recv_window > MAX_RECV_WINDOW:
@@ -65,6 +62,17 @@ def check_signed(headers: Mapping[str, str], raw_query: str, raw_body: str,
                                   "server's time.")
     if now - timestamp > recv_window:
         raise BinanceError(-1021)
+
+
+def check_signed(headers: Mapping[str, str], raw_query: str, raw_body: str,
+                 params: Mapping[str, str], creds: Credentials, clock: SimClock) -> None:
+    """Raise the Binance error a SIGNED request would get, in Binance's order of checks."""
+    check_api_key(headers, creds)
+    if "timestamp" not in params:
+        raise mandatory("timestamp")
+    if "signature" not in params:
+        raise mandatory("signature")
+    check_window(params, clock)
     query, sig_q = _strip_signature(raw_query)
     body, sig_b = _strip_signature(raw_body)
     given = sig_q or sig_b or ""

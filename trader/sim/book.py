@@ -7,7 +7,9 @@ next level lies beyond the PERCENT_PRICE band, so a larger MARKET order is refus
 protection (-4131) and a crossing limit order fills partially (IOC: the rest expires),
 there is no liquidation and no funding, margin is cross only (``marginType`` is recorded and
 reported but computes the same way), and only LIMIT and MARKET orders exist on
-``/fapi/v1/order`` (conditional orders live on Binance's algo endpoint, which is not simulated).
+``/fapi/v1/order`` (conditional orders live on Binance's algo endpoints: ``algo.py``, which
+places its triggered orders here). A symbol's lot filters can be changed live (``filters``,
+``/_sim/filters``); order and trade ids come from ``ids.py`` and never repeat across runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from decimal import Decimal
 
 from trader.sim.clock import SimClock
 from trader.sim.errors import BinanceError, not_required
+from trader.sim.ids import IdSequence, PerSymbolIds
 from trader.sim.market import Instrument, PriceFeed, instrument
 from trader.sim.records import (  # noqa: F401  (re-exported: the records' old home)
     FINAL_STATES,
@@ -51,10 +54,16 @@ class Account:
     listeners: list[AccountListener] = field(default_factory=list)
     liquidity: dict[str, Decimal] = field(default_factory=dict)  # thin books: qty at the touch
     wallet_update_time: int = 0
-    _next_order_id: int = 4_000_000_001
-    _next_trade_id: int = 500_000_001
+    filters: dict[str, Instrument] = field(default_factory=dict)  # live filter changes
+    order_ids: IdSequence = field(default_factory=IdSequence)
+    trade_ids: PerSymbolIds = field(default_factory=PerSymbolIds)
 
     # ---- reads -------------------------------------------------------------------------
+
+    def instrument(self, symbol: str | None) -> Instrument:
+        """The symbol's instrument with any live filter change applied (validation, exchangeInfo)."""
+        inst = instrument(symbol)
+        return self.filters.get(inst.symbol, inst)
 
     def leverage_of(self, symbol: str) -> int:
         return self.leverage.get(symbol, self.default_leverage)
@@ -118,7 +127,7 @@ class Account:
     # ---- commands ----------------------------------------------------------------------
 
     def place(self, req: OrderRequest) -> Order:
-        inst = instrument(req.symbol)
+        inst = self.instrument(req.symbol)
         pos_side = self._check_position_side(req)
         self._check_filters(inst, req)
         if req.client_order_id and any(o.client_order_id == req.client_order_id
@@ -152,13 +161,14 @@ class Account:
                 raise BinanceError(-2019)
 
         now = self.clock.now_ms()
+        order_id = self.order_ids.next()
         order = Order(
-            order_id=self._next_order_id, client_order_id=req.client_order_id or
-            f"sim{self._next_order_id}", symbol=inst.symbol, side=req.side, type=req.type,
+            order_id=order_id, client_order_id=req.client_order_id or f"sim{order_id}",
+            symbol=inst.symbol, side=req.side, type=req.type,
             time_in_force=req.time_in_force or "GTC", qty=req.quantity,
             price=req.price if req.type == "LIMIT" and req.price is not None else D(0),
-            reduce_only=req.reduce_only, position_side=pos_side, time=now, update_time=now)
-        self._next_order_id += 1
+            reduce_only=req.reduce_only, position_side=pos_side, time=now, update_time=now,
+            orig_type=req.orig_type)
         self.orders[order.order_id] = order
         self._notify_order(order, None, "NEW")
         if crosses and thin is not None and req.time_in_force == "FOK" and req.quantity > thin:
@@ -242,6 +252,10 @@ class Account:
 
     # ---- internals ---------------------------------------------------------------------
 
+    def check_position_side(self, req: OrderRequest) -> str:
+        """The position side an order goes to, or Binance's refusal (-4061, -1106)."""
+        return self._check_position_side(req)
+
     def _check_position_side(self, req: OrderRequest) -> str:
         ps = (req.position_side or "BOTH").upper()
         if self.dual_side:
@@ -253,6 +267,10 @@ class Account:
         if ps != "BOTH":
             raise BinanceError(-4061)
         return ps
+
+    def check_filters(self, req: OrderRequest) -> None:
+        """Binance's order filters for a request (also used by algo orders at placement)."""
+        self._check_filters(self.instrument(req.symbol), req)
 
     def _check_filters(self, inst: Instrument, req: OrderRequest) -> None:
         if req.quantity <= 0:
@@ -322,9 +340,8 @@ class Account:
             order.status = "FILLED"
         else:  # a thin book leaves the rest working; a capped reduce-only close expires it
             order.status = "EXPIRED" if capped else "PARTIALLY_FILLED"
-        trade = Trade(self._next_trade_id, order.order_id, order.symbol, order.side,
-                      order.position_side, price, qty, fee, realized, maker, now)
-        self._next_trade_id += 1
+        trade = Trade(self.trade_ids.next(order.symbol), order.order_id, order.symbol,
+                      order.side, order.position_side, price, qty, fee, realized, maker, now)
         self.trades.append(trade)
         self.feed.record_trade(order.symbol, qty, price)
         self._notify_account("ORDER", [pos])

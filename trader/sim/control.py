@@ -8,9 +8,15 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
                                      recv_ns); {"since": n} returns entries n.. only
     POST /_sim/retire                {"path", "method"?, "status"? (404) | "code"?}
     POST /_sim/fail                  {"path", "method"?, "count", "status"? | "code"?, "after"?}
-    POST /_sim/latency               {"ms", "path"?}
+    POST /_sim/latency               {"ms", "path"?, "method"?}: hold matching requests in
+                                     flight for ms before processing (none: every call; e.g.
+                                     {"ms": 3000, "path": "/fapi/v1/order", "method": "POST"}
+                                     slows new orders only; ms 0 removes that rule)
+    POST /_sim/ban                   {"seconds", "status"? (418) | 429, "retry_after"? (false),
+                                     "extend_s"? (0)}: answer every REST call like Binance's
+                                     IP ban; state "ban" counts requests_during_ban
     POST /_sim/skew                  {"seconds"}
-    POST /_sim/clear                 clear retire/fail/latency rules and the skew
+    POST /_sim/clear                 clear retire/fail/latency rules, the ban and the skew
     POST /_sim/drop_ws               close every WebSocket connection now
     POST /_sim/freeze | /_sim/unfreeze   stop / restart the mark-price random walk
     POST /_sim/price                 {"symbol", "price", "spread"?}: set, publish, match at once
@@ -18,6 +24,12 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
     POST /_sim/position              {"symbol", "amount", "entry_price"?, "position_side"?}
     POST /_sim/order                 a resting order placed directly (same fields as the REST
                                      endpoint, JSON, no signature; Binance checks still apply)
+    POST /_sim/algo                  an algo (conditional) order placed directly: the fields of
+                                     POST /fapi/v1/algoOrder ("algoType" defaults to
+                                     CONDITIONAL), e.g. {"symbol", "side", "type":
+                                     "STOP_MARKET", "quantity", "triggerPrice",
+                                     "workingType"?}; it triggers when /_sim/price (or the
+                                     random walk) moves the mark across triggerPrice
     POST /_sim/expire_listen_keys    expire every listen key now (sends listenKeyExpired)
     POST /_sim/liquidity             {"symbol", "qty"}: a thin book, ``qty`` at the touch per
                                      order (bigger MARKET orders: -4131; limits fill partially);
@@ -36,12 +48,12 @@ from typing import Any
 
 from aiohttp import web
 
-from trader.sim import shapes
+from trader.sim import algo_rest, shapes
 from trader.sim.errors import BinanceError
 from trader.sim.faults import Failure
 from trader.sim.market import instrument
 from trader.sim.params import Params, order_request
-from trader.sim.state import STATE_KEY, SimState
+from trader.sim.state import STATE_KEY, SimState, log
 
 Body = dict[str, Any]
 Action = Callable[[SimState, Body], Awaitable[object]]
@@ -75,6 +87,8 @@ def state_view(s: SimState) -> dict[str, object]:
         "liquidity": {k: str(v) for k, v in acct.liquidity.items()},
         "positions": [shapes.position_risk(acct, p, v2=True) for p in acct.open_positions()],
         "open_orders": [shapes.order(o) for o in acct.open_orders()],
+        "open_algo_orders": [algo_rest.shape(s, a) for a in s.algos.open_orders()],
+        "algo_orders": [algo_rest.shape(s, a) for a in s.algos.orders.values()],
         "balances": shapes.balance(acct),
         "wallet": str(acct.wallet),
         "marks": {sym: str(q.mark) for sym, q in s.feed.quotes.items()},
@@ -87,6 +101,8 @@ def state_view(s: SimState) -> dict[str, object]:
         "listen_keys": len(s.hub.listen_keys),
         "ws_connections": len(s.hub.conns),
         "faults": s.faults.snapshot(),
+        "ban": s.ban.snapshot(s.clock.now_ms()),
+        "in_flight": list(s.in_flight.values()),
         "flat_since_ns": s.flat_since_ns,
     }
 
@@ -111,8 +127,17 @@ async def _fail(s: SimState, b: Body) -> object:
 
 
 async def _latency(s: SimState, b: Body) -> object:
-    s.faults.set_latency(float(b["ms"]), b.get("path"))
+    s.faults.set_latency(float(b["ms"]), b.get("path"), b.get("method"))
     return s.faults.snapshot()
+
+
+async def _ban(s: SimState, b: Body) -> object:
+    retry_after = b.get("retry_after", False)
+    if not isinstance(retry_after, bool):
+        raise BadControlRequest("'retry_after' must be true or false")
+    s.ban.start(s.clock.now_ms(), float(b["seconds"]), int(b.get("status", 418)),
+                retry_after=retry_after, extend_s=float(b.get("extend_s", 0)))
+    return s.ban.snapshot(s.clock.now_ms())
 
 
 async def _skew(s: SimState, b: Body) -> object:
@@ -122,6 +147,7 @@ async def _skew(s: SimState, b: Body) -> object:
 
 async def _clear(s: SimState, b: Body) -> object:
     s.faults.clear()
+    s.ban.clear()
     s.clock.set_skew(0)
     return s.faults.snapshot()
 
@@ -164,6 +190,12 @@ async def _order(s: SimState, b: Body) -> object:
     return shapes.order(s.account.place(order_request(params)))
 
 
+async def _algo(s: SimState, b: Body) -> object:
+    params = Params({"algoType": "CONDITIONAL"} | {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in b.items()})
+    return algo_rest.shape(s, s.algos.place(algo_rest.parse(s, params)))
+
+
 async def _liquidity(s: SimState, b: Body) -> object:
     qty = _dec(b, "qty") if b.get("qty") is not None else None
     s.account.set_liquidity(str(b.get("symbol", "")), qty)
@@ -186,6 +218,7 @@ ACTIONS: dict[str, Action] = {
     "latency": _latency, "skew": _skew, "clear": _clear, "drop_ws": _drop_ws,
     "freeze": _freeze, "unfreeze": _unfreeze, "price": _price, "position": _position,
     "order": _order, "expire_listen_keys": _expire, "liquidity": _liquidity, "dual": _dual,
+    "ban": _ban, "algo": _algo,
 }
 
 
@@ -205,4 +238,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return web.json_response(err.body(), status=err.status)
     except (BadControlRequest, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
         return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
+    except Exception as exc:  # a simulator bug: a JSON answer, never a traceback
+        log.exception("sim control action failed action=%s", request.match_info["action"])
+        return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
     return web.json_response(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
 from trader.sim.market import INSTRUMENTS, Quote
 from trader.sim.shapes import Json, book_ticker, premium_index, ticker_24hr
@@ -52,7 +53,7 @@ def order_trade_update(acct: Account, o: Order, t: Trade | None, exec_type: str,
         "L": inst.fmt_price(t.price) if t else "0", "N": "USDT",
         "n": f"{t.commission:.8f}" if t else "0", "T": o.update_time,
         "t": t.trade_id if t else 0, "b": "0", "a": "0", "m": t.maker if t else False,
-        "R": o.reduce_only, "wt": "CONTRACT_PRICE", "ot": o.type, "ps": o.position_side,
+        "R": o.reduce_only, "wt": "CONTRACT_PRICE", "ot": o.orig_type or o.type, "ps": o.position_side,
         "cp": False, "rp": f"{t.realized_pnl:.8f}" if t else "0", "pP": False, "si": 0,
         "ss": 0, "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0,
     }}
@@ -71,6 +72,27 @@ def account_update(acct: Account, reason: str, positions: list[Position], now: i
         "B": [{"a": "USDT", "wb": f"{acct.wallet:.8f}", "cw": f"{acct.wallet:.8f}",
                "bc": "0"}],
         "P": rows,
+    }}
+
+
+def algo_update(a: AlgoOrder, child: Order | None, now: int) -> Json:
+    """ALGO_UPDATE: an algo order was placed or changed status (ccxt.pro parses it as an
+    order whose id is the algoId)."""
+    inst = INSTRUMENTS[a.symbol]
+    return {"e": "ALGO_UPDATE", "T": now, "E": now, "o": {
+        "caid": a.client_algo_id, "aid": a.algo_id, "at": "CONDITIONAL", "o": a.order_type,
+        "s": a.symbol, "S": a.side, "ps": a.position_side, "f": a.time_in_force,
+        "q": inst.fmt_qty(a.quantity) if a.quantity is not None else "0", "X": a.status,
+        "ai": str(a.actual_order_id) if a.actual_order_id else "",
+        "ap": (f"{child.avg_price:.{inst.price_precision + 3}f}"
+               if child is not None and child.executed else "0.00000"),
+        "aq": inst.fmt_qty(child.executed) if child is not None else "0.00000",
+        "act": child.type if child is not None else "0",
+        "tp": inst.fmt_price(a.trigger_price) if a.trigger_price else "0",
+        "p": inst.fmt_price(a.price) if a.price is not None else "0",
+        "V": "EXPIRE_MAKER", "wt": a.working_type, "pm": "NONE", "cp": a.close_position,
+        "pP": a.price_protect, "R": a.reduce_only, "tt": a.trigger_time, "gtd": 0,
+        "rm": a.reject_reason,
     }}
 
 

@@ -1,7 +1,9 @@
 """Fault hooks: retired endpoints, failures of the next N calls, latency.
 
 Rules match a request by path (exact, or a prefix when the rule ends in ``*``) and optionally
-by HTTP method. A failure is either a bare HTTP status with an empty body (what a gateway or a
+by HTTP method. Latency is the time a request spends *in flight inside the exchange*: it is
+received (counted, metered, authenticated) at once and processed after the delay, so a slowed
+``POST /fapi/v1/order`` lands later and is checked against its recvWindow when it lands. A failure is either a bare HTTP status with an empty body (what a gateway or a
 retired endpoint sends) or a Binance error code with its real JSON body and status.
 A failure can fire *before* the request is processed (nothing happened) or *after* it
 (the request took effect but the reply is lost: the "timed-out order that was placed" case).
@@ -58,7 +60,8 @@ class Faults:
     retired: dict[tuple[str | None, str], Failure] = field(default_factory=dict)
     rules: list[FailRule] = field(default_factory=list)
     latency_ms: float = 0.0
-    path_latency_ms: dict[str, float] = field(default_factory=dict)
+    # (METHOD or None, path rule) -> ms; the largest matching rule applies
+    path_latency_ms: dict[tuple[str | None, str], float] = field(default_factory=dict)
 
     def retire(self, path: str, *, method: str | None = None,
                failure: Failure = Failure(status=404)) -> None:
@@ -69,11 +72,18 @@ class Faults:
         self.rules.append(FailRule(path, method.upper() if method else None, count,
                                    failure, after))
 
-    def set_latency(self, ms: float, path: str | None = None) -> None:
-        if path is None:
+    def set_latency(self, ms: float, path: str | None = None, method: str | None = None) -> None:
+        """Without path and method: every REST call. ``ms`` 0 removes a path rule."""
+        if ms < 0:
+            raise ValueError("latency must be >= 0")
+        if path is None and method is None:
             self.latency_ms = ms
+            return
+        key = (method.upper() if method else None, path or "*")
+        if ms:
+            self.path_latency_ms[key] = ms
         else:
-            self.path_latency_ms[path] = ms
+            self.path_latency_ms.pop(key, None)
 
     def clear(self) -> None:
         self.retired.clear()
@@ -95,9 +105,10 @@ class Faults:
                 return rule.failure
         return None
 
-    def latency_for(self, path: str) -> float:
-        extra = max((ms for rule, ms in self.path_latency_ms.items()
-                     if _path_matches(rule, path)), default=0.0)
+    def latency_for(self, method: str, path: str) -> float:
+        extra = max((ms for (rule_method, rule), ms in self.path_latency_ms.items()
+                     if rule_method in (None, method) and _path_matches(rule, path)),
+                    default=0.0)
         return self.latency_ms + extra
 
     def snapshot(self) -> dict[str, object]:
@@ -106,7 +117,8 @@ class Faults:
                         for (m, p), f in self.retired.items()],
             "fail": [asdict(r) for r in self.rules if r.remaining > 0],
             "latency_ms": self.latency_ms,
-            "path_latency_ms": dict(self.path_latency_ms),
+            "path_latency": [{"method": m, "path": p, "ms": ms}
+                             for (m, p), ms in self.path_latency_ms.items()],
         }
 
 

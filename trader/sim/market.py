@@ -103,11 +103,26 @@ class Instrument:
         ticks = (price / self.tick).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR)
         return max(ticks, D(1)) * self.tick
 
+    def check_price_tick(self, price: Decimal) -> None:
+        """PRICE_FILTER for a price that is not matched against the book (trigger prices)."""
+        if _places(price) > self.price_precision:
+            raise BinanceError(-1111)
+        if price < self.min_price:
+            raise BinanceError(-4013, "Price less than min price.")
+        if price % self.tick:
+            raise BinanceError(-4014)
+
     def fmt_price(self, value: Decimal) -> str:
         return f"{value:.{self.price_precision}f}"
 
     def fmt_qty(self, value: Decimal) -> str:
-        return f"{value:.{self.qty_precision}f}"
+        # never truncate: a position opened before a step-size change keeps its digits
+        return f"{value:.{max(self.qty_precision, _places(value))}f}"
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 INSTRUMENTS: dict[str, Instrument] = {

@@ -24,6 +24,7 @@ class OrderRequest:
     reduce_only: bool = False
     position_side: str | None = None
     client_order_id: str | None = None
+    orig_type: str | None = None  # the conditional type when an algo order triggered it
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Order:
     status: str = "NEW"
     executed: Decimal = D(0)
     cum_quote: Decimal = D(0)
+    orig_type: str | None = None  # STOP_MARKET etc. for an order an algo order placed
 
     @property
     def remaining(self) -> Decimal:

@@ -1,28 +1,16 @@
-"""The Binance USDⓈ-M REST endpoints ccxt's binanceusdm uses, and the request pipeline.
-
-Pipeline per request: count it, add configured latency, answer retired endpoints, find the
-route (unknown path: HTTP 404 with an empty body, like a removed endpoint), meter the request
-weight (-1003 / 429 beyond the limit), inject "before" failures, authenticate, run the
-handler, inject "after" failures (the request took effect, the reply is lost).
-"""
+"""The Binance USDⓈ-M REST endpoints ccxt's binanceusdm uses (the request pipeline that
+serves them is ``pipeline.py``; the algo-order endpoints are ``algo_rest.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
-
-from aiohttp import web
 
 from trader.sim import shapes
-from trader.sim.auth import check_api_key, check_signed
 from trader.sim.errors import BinanceError
 from trader.sim.market import INSTRUMENTS, instrument
 from trader.sim.params import Params, order_request
-from trader.sim.state import STATE_KEY, SimState
+from trader.sim.state import SimState
 
 Handler = Callable[[SimState, Params], Awaitable[object]]
 Weight = int | Callable[[Params], int]
@@ -299,89 +287,3 @@ ROUTES: dict[tuple[str, str], Route] = {
         Route("DELETE", "/fapi/v1/listenKey", close_listen_key, "USER_STREAM"),
     )
 }
-ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/allOpenOrders"})
-_LOGGED = ("symbol", "side", "type", "quantity", "price", "timeInForce", "reduceOnly",
-           "positionSide", "orderId")
-
-
-def _json(status: int, body: object, headers: dict[str, str]) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers=headers)
-
-
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    recv_ns = time.time_ns()  # receipt time, for latency benchmarks (same clock as the client)
-    response = await _dispatch(request, recv_ns)
-    request.app[STATE_KEY].note_flat()
-    return response
-
-
-async def _dispatch(request: web.Request, recv_ns: int) -> web.StreamResponse:
-    s: SimState = request.app[STATE_KEY]
-    method, path = request.method, request.path
-    s.requests[f"{method} {path}"] += 1
-    delay = s.faults.latency_for(path)
-    if delay:
-        await asyncio.sleep(delay / 1000)
-    retired = s.faults.retired_for(method, path)
-    if retired is not None:
-        return retired.response()
-    route = ROUTES.get((method, path))
-    if route is None:
-        return web.Response(status=404)
-
-    raw_query = request.query_string
-    raw_body = (await request.text()) if request.can_read_body else ""
-    params = Params(dict(parse_qsl(raw_query, keep_blank_values=True))
-                    | dict(parse_qsl(raw_body, keep_blank_values=True)))
-    weight = route.weight(params) if callable(route.weight) else route.weight
-    is_order = method == "POST" and path == "/fapi/v1/order"
-    within = s.meter.add(weight, order=is_order)
-    headers = {"X-MBX-USED-WEIGHT-1M": str(s.meter.used)}
-    if is_order:
-        headers["X-MBX-ORDER-COUNT-1M"] = str(s.meter.orders)
-    entry = _log_entry(s, method, path, params, recv_ns) if path in ORDER_PATHS and method != "GET" \
-        else None
-    if not within:
-        err = BinanceError(-1003)
-        return _finish(entry, _json(429, err.body(), headers | {
-            "Retry-After": str(s.meter.retry_after_s())}), err.code)
-    failure = s.faults.take(method, path, after=False)
-    if failure is not None:
-        return _finish(entry, failure.response(), failure.code)
-    try:
-        if route.security == "SIGNED":
-            check_signed(request.headers, raw_query, raw_body, params.values, s.creds, s.clock)
-        elif route.security == "USER_STREAM":
-            check_api_key(request.headers, s.creds)
-        body = await route.handler(s, params)
-    except BinanceError as err:
-        return _finish(entry, _json(err.status, err.body(), headers), err.code)
-    if entry is not None:
-        entry["accepted"] = True
-        if isinstance(body, dict) and "orderId" in body:
-            entry["orderId"] = body["orderId"]
-            entry["status"] = body["status"]
-    failure = s.faults.take(method, path, after=True)
-    if failure is not None:
-        return _finish(entry, failure.response(), failure.code)
-    return _finish(entry, _json(200, body, headers), None)
-
-
-def _log_entry(s: SimState, method: str, path: str, params: Params,
-               recv_ns: int) -> dict[str, object]:
-    entry: dict[str, object] = {"time": s.clock.now_ms(), "recv_ns": recv_ns,
-                                "method": method, "path": path,
-                                "clientOrderId": params.text("newClientOrderId")
-                                or params.text("origClientOrderId"), "accepted": False}
-    entry.update({k: params.values[k] for k in _LOGGED if k in params})
-    s.order_log.append(entry)
-    return entry
-
-
-def _finish(entry: dict[str, object] | None, response: web.Response,
-            code: int | None) -> web.Response:
-    if entry is not None:
-        entry["http_status"] = response.status
-        entry["code"] = code
-    return response

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trader.sim import control, rest
+from trader.sim import control, pipeline
 from trader.sim.faults import Failure
 from trader.sim.state import STATE_KEY, SimConfig, SimState, log
 from trader.sim.ws import WS_PATHS
@@ -58,7 +58,7 @@ class SimServer:
             app.router.add_get(path, self.state.hub.handle)
             app.router.add_get(path + "/{tail:.*}", self.state.hub.handle)
         app.router.add_route("*", "/_sim/{action}", control.handle)
-        app.router.add_route("*", "/{tail:.*}", rest.dispatch)
+        app.router.add_route("*", "/{tail:.*}", pipeline.dispatch)
         return app
 
     async def start(self) -> None:

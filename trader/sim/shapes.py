@@ -40,7 +40,7 @@ def order(o: Order, *, with_time: bool = True) -> Json:
         "stopPrice": "0",
         "workingType": "CONTRACT_PRICE",
         "priceProtect": False,
-        "origType": o.type,
+        "origType": o.orig_type or o.type,
         "priceMatch": "NONE",
         "selfTradePreventionMode": "EXPIRE_MAKER",
         "goodTillDate": 0,

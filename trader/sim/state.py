@@ -11,7 +11,9 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from trader.sim.algo import AlgoBook
 from trader.sim.auth import Credentials
+from trader.sim.ban import Ban
 from trader.sim.book import Account
 from trader.sim.clock import SimClock
 from trader.sim.faults import Faults
@@ -118,7 +120,11 @@ class SimState:
     countdowns: Countdowns
     meter: WeightMeter
     creds: Credentials
+    algos: AlgoBook
     faults: Faults = field(default_factory=Faults)
+    ban: Ban = field(default_factory=Ban)
+    # requests held inside the exchange by an injected latency (see pipeline.py)
+    in_flight: dict[int, dict[str, object]] = field(default_factory=dict)
     frozen: bool = False
     requests: Counter[str] = field(default_factory=Counter)
     order_log: list[dict[str, object]] = field(default_factory=list)
@@ -133,21 +139,25 @@ class SimState:
         account = Account(feed, clock, wallet=config.start_balance,
                           default_leverage=config.default_leverage)
         account.wallet_update_time = clock.now_ms()
-        return cls(config=config, clock=clock, feed=feed, account=account,
-                   hub=StreamHub(feed, account, clock, config.listen_key_ttl),
+        hub = StreamHub(feed, account, clock, config.listen_key_ttl)
+        algos = AlgoBook(account, clock)
+        algos.publish = hub.on_algo
+        return cls(config=config, clock=clock, feed=feed, account=account, hub=hub,
                    countdowns=Countdowns(account, clock),
                    meter=WeightMeter(clock, config.weight_limit),
-                   creds=Credentials(config.api_key, config.api_secret))
+                   creds=Credentials(config.api_key, config.api_secret), algos=algos)
 
     def note_flat(self) -> None:
-        if self.account.open_positions() or self.account.open_orders():
+        if (self.account.open_positions() or self.account.open_orders()
+                or self.algos.open_orders()):
             self.flat_since_ns = None
         elif self.flat_since_ns is None:
             self.flat_since_ns = time.time_ns()
 
     def tick(self, symbols: list[str]) -> None:
-        """Publish new quotes and match resting orders against them."""
+        """Publish new quotes, match resting orders and trigger algo orders against them."""
         self.account.on_prices(symbols)
+        self.algos.on_prices(symbols)
         self.hub.publish_market(symbols)
 
 

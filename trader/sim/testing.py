@@ -26,11 +26,12 @@ class SimControl:
         self.base_url = base_url
         self._session: aiohttp.ClientSession | None = None
 
-    async def call(self, action: str, method: str = "POST", **body: Any) -> Any:
+    async def call(self, action: str, verb: str = "POST", /, **body: Any) -> Any:
+        """``verb`` is the HTTP method (positional only, so a body may carry a "method")."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        async with self._session.request(method, f"{self.base_url}/_sim/{action}",
-                                         json=body if method == "POST" else None) as resp:
+        async with self._session.request(verb, f"{self.base_url}/_sim/{action}",
+                                         json=body if verb == "POST" else None) as resp:
             data = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"/_sim/{action} -> {resp.status} {data}")

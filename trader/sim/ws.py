@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from trader.sim import events
+from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
 from trader.sim.clock import SimClock
 from trader.sim.errors import BinanceError
@@ -143,6 +144,9 @@ class StreamHub:
     def on_account(self, reason: str, positions: list[Position]) -> None:
         now = self.clock.now_ms()
         self._publish_user(events.account_update(self.account, reason, positions, now))
+
+    def on_algo(self, a: AlgoOrder, child: Order | None) -> None:
+        self._publish_user(events.algo_update(a, child, self.clock.now_ms()))
 
     def _publish_user(self, payload: object) -> None:
         live = {k for k, exp in self.listen_keys.items() if exp > time.monotonic()}
