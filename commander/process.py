@@ -32,7 +32,8 @@ async def main() -> int:
     peers = Peers(child.ctx, paths)
     ctx = Context(cfg=cfg, paths=paths, peers=peers, audit_log=audit,
                   confirmations=Confirmations(cfg.control.confirm_timeout),
-                  recorder=Recorder(child.ctx, paths.events_out, paths.recordings))
+                  recorder=Recorder(child.ctx, paths.events_out, paths.recordings,
+                                    cfg.record.max_bytes))
     dispatcher = Dispatcher(ctx)
     servers = [ControlServer(dispatcher, bus.Responder(child.ctx, paths.control, "commander"),
                              "ctl")]
