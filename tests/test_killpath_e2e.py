@@ -95,8 +95,10 @@ def test_supervisor_sigkill_with_cancels_failing_leaves_the_countdown_armed(
     st.start()
     wait_for(lambda: set(sim.state()["countdowns"]) == {"BTCUSDT", "ETHUSDT"}, 30,
              "the exchange's dead-man switch armed for both symbols")
+    mark = float(sim.state()["marks"]["BTCUSDT"])
     sim.control("order", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                          "quantity": "0.002", "price": "20000", "timeInForce": "GTC"})
+                          "quantity": "0.002", "price": f"{mark * 0.95:.1f}",
+                          "timeInForce": "GTC"})
     for path in ("/fapi/v1/allOpenOrders", "/fapi/v1/order"):
         sim.control("fail", {"path": path, "method": "DELETE", "count": 100_000, "status": 503})
     children = [p["pid"] for p in st.remember_pids()["processes"].values() if p.get("pid")]
