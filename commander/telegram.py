@@ -1,7 +1,8 @@
 """The Telegram command channel: Bot API long polling over aiohttp.
 
 Only user ids in ``telegram.allowed_users`` are obeyed, in private chats and groups alike;
-anyone else gets no reply at all (nothing about the bot is revealed) and the attempt is audited.
+anyone else gets no reply at all (nothing about the bot is revealed) and the attempt is audited,
+at a bounded rate (``commander.strangers``: a flood of strangers cannot fill the journal).
 Risk-adding commands get a second step: an inline keyboard whose callback must come from the same
 person within ``control.confirm_timeout``; an expired one does nothing and says so. The bot token
 is read from the environment variable named by ``telegram.token_env`` and never logged: it is
@@ -23,6 +24,7 @@ from commander.confirm import Pending
 from commander.context import Context
 from commander.errors import CommandError, ConfirmationExpired, NeedsConfirmation
 from commander.registry import REGISTRY, Dispatcher, Request
+from commander.strangers import StrangerLimit
 from trader.config import TelegramConfig
 from trader.metrics import METRICS
 
@@ -60,6 +62,7 @@ class TelegramChannel:
         self.commands_set = False
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.strangers = StrangerLimit()
 
     # --- Bot API ------------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class TelegramChannel:
             task = asyncio.get_running_loop().create_task(self._safe_handle(u))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self.flush_strangers()  # a flood that stopped still gets its summary row
 
     async def close(self) -> None:
         for t in list(self._tasks):
@@ -166,9 +170,22 @@ class TelegramChannel:
             return False
         METRICS.inc("flatguard_commands_total", channel=CHANNEL, command="unknown",
                     result="unauthorised")
-        self.ctx.audit(CHANNEL, f"tg:{user}", command[:32], argv[:8], "unauthorised: ignored",
-                       False)
+        who = f"tg:{str(user)[:32]}"
+        self.flush_strangers()
+        if self.strangers.allow(who):  # a flood must not fill the journal: see strangers.py
+            self.ctx.audit(CHANNEL, who, command[:32], argv[:8], "unauthorised: ignored", False)
         return True
+
+    def flush_strangers(self) -> None:
+        """One audit row for the strangers' attempts that finished windows left out."""
+        s = self.strangers.take_summary()
+        if s is None:
+            return
+        text = (f"unauthorised: {s.attempts} more attempts from {s.users} users ignored"
+                " (rate-limited, not audited one by one)")
+        log.warning("event=strangers_suppressed attempts=%d users=%d", s.attempts, s.users)
+        self.ctx.audit(CHANNEL, "tg:strangers", "suppressed",
+                       {"attempts": s.attempts, "users": s.users}, text, False)
 
     async def on_message(self, msg: dict[str, Any]) -> None:
         text = msg.get("text")
