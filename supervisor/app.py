@@ -36,6 +36,7 @@ EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys
 KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
 KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
 HELPER_HANG_FACTOR = 5.0  # notifier, commander: see hang_limit()
+JOURNAL_PRUNE_INTERVAL = 3600.0  # s
 HELPERS = (NOTIFIER, COMMANDER)  # restarted forever: trading goes on, so must the alert path
 
 
@@ -117,8 +118,28 @@ class Supervisor:
         self._lock_fd = rundir.acquire_lock(self.paths)
 
     def _open_journal(self) -> None:
-        self.journal = rundir.open_journal(self.paths)
+        jc = self.cfg.journal
+        self.journal = rundir.open_journal(self.paths, jc.max_bytes, jc.keep_days)
+        self.prune_journal()
         self.run_id = self.journal.start_run(os.getpid())
+
+    def prune_journal(self) -> None:
+        """Audit, command and kill-switch bookkeeping rows past ``journal.keep_days`` or above
+        the size budget go; orders, fills and the halt row never do."""
+        assert self.journal is not None
+        try:
+            report = self.journal.prune()
+        except Exception as e:  # noqa: BLE001 - a full or failing journal is reported, not fatal
+            log.error("journal prune failed: %s: %s", type(e).__name__, e)
+            self.metrics.inc("flatguard_journal_errors_total", process="supervisor")
+            return
+        if report.total:
+            log.warning("journal pruned: deleted=%s used_bytes=%d max_bytes=%d", report.deleted,
+                        report.used_bytes, report.max_bytes)
+        if report.full:
+            self.alert("critical", "Journal nearly full",
+                       f"{report.used_bytes} of {report.max_bytes} bytes used by orders and "
+                       "fills that are never pruned: raise [journal] max_bytes", key="journal-full")
 
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -430,7 +451,11 @@ class Supervisor:
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
         next_proof = time.monotonic() + self.cfg.killswitch.check_interval
+        next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
         while not self.stop_requested.is_set():
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
+                self.prune_journal()
             self.check_heartbeats()
             self.kill_switch_watchdog()
             if time.monotonic() >= next_proof:

@@ -8,7 +8,7 @@ import os
 import time
 
 from supervisor.errors import StartupError
-from trader.journal import MARKER, HaltState, Journal, JournalUnusable
+from trader.journal import MARKER, HaltState, Journal, JournalTooNew, JournalUnusable
 from trader.runpaths import RunPaths
 
 log = logging.getLogger("flatguard")
@@ -31,12 +31,16 @@ def acquire_lock(paths: RunPaths) -> int:
     return fd
 
 
-def open_journal(paths: RunPaths) -> Journal:
+def open_journal(paths: RunPaths, max_bytes: int | None = None,
+                 keep_days: float | None = None) -> Journal:
     """The journal, failing closed: an unusable one is moved aside (the evidence is kept) and a
     fresh one says HALTED; a previous run that never ended cleanly is HALTED with its flatten
-    unverified, so it is resumed before anything trades."""
+    unverified, so it is resumed before anything trades. A journal written by a newer flatguard
+    is refused (not moved aside): the newer version must read it."""
     try:
-        journal = Journal(paths.journal)
+        journal = Journal(paths.journal, max_bytes=max_bytes, keep_days=keep_days)
+    except JournalTooNew as e:
+        raise StartupError(str(e)) from None
     except JournalUnusable as e:
         if paths.journal.exists():
             aside = paths.journal.with_name(f"journal.db.bad-{int(time.time())}")
@@ -46,7 +50,7 @@ def open_journal(paths: RunPaths) -> Journal:
                 if p.exists():
                     p.rename(aside.with_name(aside.name + ext))
         (paths.root / MARKER).unlink(missing_ok=True)
-        journal = Journal(paths.journal)
+        journal = Journal(paths.journal, max_bytes=max_bytes, keep_days=keep_days)
         journal.set_halt(HaltState(True, str(e), "journal", time.time(), False))
         log.critical("journal unusable, HALTED (fail closed): %s. Once the account is flat "
                      "and you have inspected it, `flatguard ctl resume --yes` clears it.", e)
