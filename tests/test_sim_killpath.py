@@ -4,6 +4,7 @@ non-finite numbers, live filter changes."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ from tests.stack import Sim, http_json, wait_for
 from trader.sim.testing import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
+ETH = "ETH/USDT:USDT"
 
 
 async def _in_flight(h: SimHarness, count: int = 1) -> None:
@@ -183,3 +185,138 @@ def test_standalone_sim_process_ban_and_order_latency(sim: Sim) -> None:
     assert http_json(sim.url + "/fapi/v1/time")["serverTime"] > 0
     sim.control("latency", {"ms": 3000, "path": "/fapi/v1/order", "method": "POST"})
     assert wait_for(lambda: sim.state()["faults"]["path_latency"], 10, "latency rule")
+
+
+# ---- 4. ids never repeat across runs ----------------------------------------------------------
+
+
+def _one_run() -> tuple[list[int], dict[str, list[int]]]:
+    h = SimHarness()
+    try:
+        ex = h.exchange(pro=False)
+
+        async def body() -> tuple[list[int], dict[str, list[int]]]:
+            await h.control.call("freeze")
+            orders = []
+            for symbol in (BTC, ETH, BTC, ETH):
+                order = await ex.create_order(symbol, "market", "buy", 0.01)
+                orders.append(int(order["id"]))
+            trades = {s: [int(t["id"]) for t in await ex.fetch_my_trades(s)] for s in (BTC, ETH)}
+            return orders, trades
+
+        return h.run(body())
+    finally:
+        h.close()
+
+
+def test_order_and_trade_ids_never_repeat_across_runs() -> None:
+    orders1, trades1 = _one_run()
+    orders2, trades2 = _one_run()
+    for orders, trades in ((orders1, trades1), (orders2, trades2)):
+        assert orders == sorted(set(orders)) and all(i < 2**53 for i in orders)
+        for ids in trades.values():
+            assert len(ids) == 2 and ids == sorted(set(ids))
+        # Like Binance, trade ids count per symbol: two symbols' fills can share an id.
+        assert trades[BTC][0] == trades[ETH][0]
+    assert min(orders2) > max(orders1)
+    for symbol in (BTC, ETH):
+        assert min(trades2[symbol]) > max(trades1[symbol])
+
+
+# ---- 5. non-finite numbers from the exchange -----------------------------------------------
+
+
+def test_garbage_numbers_on_rest(h: SimHarness) -> None:
+    ex = h.exchange(pro=False)
+
+    async def body() -> None:
+        await h.control.call("freeze")
+        await h.control.call("position", symbol="BTCUSDT", amount="0.01")
+        await h.control.call("garbage", field="mark", value="NaN", count=1)
+        assert math.isnan((await ex.fetch_mark_price(BTC))["markPrice"])
+        assert (await ex.fetch_mark_price(BTC))["markPrice"] == 60000.0  # count used up
+        await h.control.call("garbage", field="equity", value="Infinity")
+        account = await ex.fapiPrivateV3GetAccount()
+        assert account["totalWalletBalance"] == account["availableBalance"] == "Infinity"
+        assert account["assets"][0]["marginBalance"] == "Infinity"
+        assert (await ex.fapiPrivateV3GetBalance())[0]["balance"] == "Infinity"
+        await h.control.call("garbage", field="position", value="0")
+        assert await ex.fetch_positions() == []  # the position "vanished" for the client...
+        state = await h.control.state()
+        assert len(state["positions"]) == 1  # ...not on the exchange
+        assert set(state["garbage"]) == {"equity", "position"}
+        await h.control.call("clear")
+        assert (await ex.fetch_positions())[0]["contracts"] == 0.01
+        assert (await ex.fetch_balance())["USDT"]["total"] > 0
+
+    h.run(body())
+
+
+def test_garbage_numbers_on_the_websocket(h: SimHarness) -> None:
+    async def body() -> None:
+        await h.control.call("garbage", field="mark", value="NaN")
+        await h.control.call("garbage", field="equity", value="")
+        await h.control.call("garbage", field="position", value="Infinity")
+        headers = {"X-MBX-APIKEY": h.sim.config.api_key}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(h.sim.url + "/fapi/v1/listenKey", headers=headers) as resp:
+                key = (await resp.json())["listenKey"]
+            async with http.ws_connect(f"{h.sim.ws_url}/btcusdt@markPrice") as ws:
+                mark = await ws.receive_json(timeout=10)
+                assert (mark["e"], mark["p"]) == ("markPriceUpdate", "NaN")
+            async with http.ws_connect(f"{h.sim.ws_url}/{key}") as ws:
+                await h.control.call("position", symbol="BTCUSDT", amount="0.01")
+                update = await ws.receive_json(timeout=10)
+                assert update["e"] == "ACCOUNT_UPDATE"
+                assert (update["a"]["B"][0]["wb"], update["a"]["B"][0]["cw"]) == ("", "")
+                assert (update["a"]["P"][0]["pa"], update["a"]["P"][0]["ep"]) == (
+                    "Infinity", "Infinity")
+
+    h.run(body())
+
+
+# ---- 6. filter change -------------------------------------------------------------------------
+
+
+def test_filter_change_is_published_and_enforced(h: SimHarness) -> None:
+    ex = h.exchange(pro=False)
+
+    async def body() -> None:
+        await h.control.call("freeze")
+        await ex.load_markets()
+        assert ex.markets[BTC]["precision"]["amount"] == 0.001
+        filters = await h.control.call("filters", symbol="BTCUSDT", stepSize="0.01")
+        lot = next(f for f in filters if f["filterType"] == "LOT_SIZE")
+        assert (lot["stepSize"], lot["minQty"]) == ("0.01", "0.01")
+        # A session with the old markets sends 0.015: the exchange refuses the precision.
+        with pytest.raises(ccxt.ExchangeError, match="-1111"):
+            await ex.create_order(BTC, "market", "buy", 0.015)
+        await ex.load_markets(reload=True)  # what the kill path must do
+        market = ex.markets[BTC]
+        assert market["precision"]["amount"] == 0.01 and market["limits"]["amount"]["min"] == 0.01
+        assert (await ex.create_order(BTC, "market", "buy", 0.015))["filled"] == 0.01
+        await h.control.call("filters", symbol="BTCUSDT", stepSize="0.01", minQty="0.02")
+        with pytest.raises(ccxt.ExchangeError, match="-1013"):
+            await ex.create_order(BTC, "market", "sell", 0.01, params={"reduceOnly": True})
+        with pytest.raises(ccxt.ExchangeError, match="-4003"):
+            await ex.fapiPrivatePostOrder({"symbol": "BTCUSDT", "side": "SELL",
+                                           "type": "MARKET", "quantity": "0"})
+        assert "BTCUSDT" in (await h.control.state())["filters"]
+        await h.control.call("clear")
+        await ex.load_markets(reload=True)
+        assert ex.markets[BTC]["precision"]["amount"] == 0.001
+        assert (await ex.create_order(BTC, "market", "sell", 0.005))["filled"] == 0.005
+
+    h.run(body())
+
+
+def test_bad_control_requests_answer_json(h: SimHarness) -> None:
+    async def body() -> None:
+        for action, fields in (("filters", {"symbol": "BTCUSDT", "stepSize": "-1"}),
+                               ("filters", {"symbol": "BTCUSDT", "tickSize": "0.5"}),
+                               ("garbage", {"field": "wallet", "value": "NaN"}),
+                               ("ban", {"seconds": 5, "status": 403})):
+            with pytest.raises(RuntimeError, match="-> 400"):
+                await h.control.call(action, **fields)
+
+    h.run(body())

@@ -16,7 +16,17 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
                                      "extend_s"? (0)}: answer every REST call like Binance's
                                      IP ban; state "ban" counts requests_during_ban
     POST /_sim/skew                  {"seconds"}
-    POST /_sim/clear                 clear retire/fail/latency rules, the ban and the skew
+    POST /_sim/garbage               {"field": "mark"|"equity"|"position", "value": "NaN"|
+                                     "Infinity"|"0"|""|null, "count"?}: the exchange sends that
+                                     value in place of the field's numbers, REST and WebSocket
+                                     (where: garbage.py), for count replies or until cleared
+    POST /_sim/filters               {"symbol", "stepSize"?, "minQty"?, "maxQty"?,
+                                     "marketMaxQty"?, "minNotional"?}: change LOT_SIZE /
+                                     MARKET_LOT_SIZE (and MIN_NOTIONAL) live: exchangeInfo shows
+                                     it, orders are checked against it (quantityPrecision
+                                     follows stepSize: -1111, -4023, -1013, -4005, -4164)
+    POST /_sim/clear                 clear retire/fail/latency rules, the ban, garbage, filter
+                                     changes and the skew
     POST /_sim/drop_ws               close every WebSocket connection now
     POST /_sim/freeze | /_sim/unfreeze   stop / restart the mark-price random walk
     POST /_sim/price                 {"symbol", "price", "spread"?}: set, publish, match at once
@@ -51,7 +61,7 @@ from aiohttp import web
 from trader.sim import algo_rest, shapes
 from trader.sim.errors import BinanceError
 from trader.sim.faults import Failure
-from trader.sim.market import instrument
+from trader.sim.market import FILTER_KEYS, instrument
 from trader.sim.params import Params, order_request
 from trader.sim.state import STATE_KEY, SimState, log
 
@@ -102,6 +112,8 @@ def state_view(s: SimState) -> dict[str, object]:
         "ws_connections": len(s.hub.conns),
         "faults": s.faults.snapshot(),
         "ban": s.ban.snapshot(s.clock.now_ms()),
+        "garbage": s.garbage.snapshot(),
+        "filters": {sym: i.info()["filters"] for sym, i in acct.filters.items()},
         "in_flight": list(s.in_flight.values()),
         "flat_since_ns": s.flat_since_ns,
     }
@@ -140,6 +152,21 @@ async def _ban(s: SimState, b: Body) -> object:
     return s.ban.snapshot(s.clock.now_ms())
 
 
+async def _garbage(s: SimState, b: Body) -> object:
+    count = b.get("count")
+    s.garbage.set(str(b["field"]), b["value"], int(count) if count is not None else None)
+    return s.garbage.snapshot()
+
+
+async def _filters(s: SimState, b: Body) -> object:
+    inst = s.account.instrument(str(b.get("symbol", "")))
+    changes = {k: _dec(b, k) for k in b if k != "symbol"}
+    if not changes:
+        raise BadControlRequest(f"give at least one of {', '.join(FILTER_KEYS)}")
+    s.account.filters[inst.symbol] = inst.with_filters(changes)
+    return s.account.instrument(inst.symbol).info()["filters"]
+
+
 async def _skew(s: SimState, b: Body) -> object:
     s.clock.set_skew(float(b["seconds"]))
     return {"skew_ms": s.clock.skew_ms}
@@ -148,6 +175,8 @@ async def _skew(s: SimState, b: Body) -> object:
 async def _clear(s: SimState, b: Body) -> object:
     s.faults.clear()
     s.ban.clear()
+    s.garbage.clear()
+    s.account.filters.clear()
     s.clock.set_skew(0)
     return s.faults.snapshot()
 
@@ -218,7 +247,7 @@ ACTIONS: dict[str, Action] = {
     "latency": _latency, "skew": _skew, "clear": _clear, "drop_ws": _drop_ws,
     "freeze": _freeze, "unfreeze": _unfreeze, "price": _price, "position": _position,
     "order": _order, "expire_listen_keys": _expire, "liquidity": _liquidity, "dual": _dual,
-    "ban": _ban, "algo": _algo,
+    "ban": _ban, "algo": _algo, "garbage": _garbage, "filters": _filters,
 }
 
 

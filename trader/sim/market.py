@@ -7,8 +7,10 @@ small on purpose so that closing a position in several market orders can be exer
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -103,6 +105,29 @@ class Instrument:
         ticks = (price / self.tick).to_integral_value(ROUND_CEILING if up else ROUND_FLOOR)
         return max(ticks, D(1)) * self.tick
 
+    def with_filters(self, changes: Mapping[str, Decimal]) -> Instrument:
+        """This instrument after a lot-filter change (``/_sim/filters``, Binance's names:
+        ``stepSize``, ``minQty``, ``maxQty``, ``marketMaxQty``, ``minNotional``).
+
+        Binance moves ``quantityPrecision`` with the step size, so a quantity with more
+        decimals than the new step is refused with -1111; a minQty below a coarser step rises
+        to the step.
+        """
+        unknown = set(changes) - set(FILTER_KEYS)
+        if unknown:
+            raise ValueError(f"unknown filter field(s) {sorted(unknown)}: use {FILTER_KEYS}")
+        step = changes.get("stepSize", self.step)
+        if step <= 0:
+            raise ValueError("stepSize must be > 0")
+        min_qty = changes.get("minQty", max(self.min_qty, step))
+        if min_qty <= 0 or min_qty % step:
+            raise ValueError("minQty must be a positive multiple of stepSize")
+        return dataclasses.replace(
+            self, step=step, qty_precision=_places(step), min_qty=min_qty,
+            max_qty=changes.get("maxQty", self.max_qty),
+            market_max_qty=changes.get("marketMaxQty", self.market_max_qty),
+            min_notional=changes.get("minNotional", self.min_notional))
+
     def check_price_tick(self, price: Decimal) -> None:
         """PRICE_FILTER for a price that is not matched against the book (trigger prices)."""
         if _places(price) > self.price_precision:
@@ -136,6 +161,9 @@ INSTRUMENTS: dict[str, Instrument] = {
                    D("1"), D("1000000"), D("500"), D("5"), D("150")),
     )
 }
+
+
+FILTER_KEYS = ("stepSize", "minQty", "maxQty", "marketMaxQty", "minNotional")
 
 
 def instrument(symbol: str | None) -> Instrument:

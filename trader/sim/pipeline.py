@@ -102,6 +102,7 @@ async def _dispatch(request: web.Request, s: SimState, recv_ns: int) -> web.Stre
         if entry is not None:
             entry["processed_ms"] = s.clock.now_ms()
         body = await route.handler(s, params)
+        s.garbage.rest(path, body)
     except BinanceError as err:
         return _finish(entry, _json(err.status, err.body(), headers), err.code)
     if entry is not None:

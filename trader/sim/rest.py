@@ -62,7 +62,7 @@ async def exchange_info(s: SimState, p: Params) -> object:
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-        "symbols": [i.info() for i in INSTRUMENTS.values()],
+        "symbols": [s.account.instrument(sym).info() for sym in INSTRUMENTS],
     }
 
 

@@ -17,6 +17,7 @@ from trader.sim.ban import Ban
 from trader.sim.book import Account
 from trader.sim.clock import SimClock
 from trader.sim.faults import Faults
+from trader.sim.garbage import Garbage
 from trader.sim.market import PriceFeed
 from trader.sim.ws import StreamHub
 
@@ -123,6 +124,7 @@ class SimState:
     algos: AlgoBook
     faults: Faults = field(default_factory=Faults)
     ban: Ban = field(default_factory=Ban)
+    garbage: Garbage = field(default_factory=Garbage)
     # requests held inside the exchange by an injected latency (see pipeline.py)
     in_flight: dict[int, dict[str, object]] = field(default_factory=dict)
     frozen: bool = False
@@ -146,6 +148,9 @@ class SimState:
                    countdowns=Countdowns(account, clock),
                    meter=WeightMeter(clock, config.weight_limit),
                    creds=Credentials(config.api_key, config.api_secret), algos=algos)
+
+    def __post_init__(self) -> None:
+        self.hub.garbage = self.garbage  # one fault, REST and WebSocket alike
 
     def note_flat(self) -> None:
         if (self.account.open_positions() or self.account.open_orders()

@@ -31,6 +31,7 @@ from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
 from trader.sim.clock import SimClock
 from trader.sim.errors import BinanceError
+from trader.sim.garbage import Garbage
 from trader.sim.market import INSTRUMENTS, PriceFeed
 
 SEND_QUEUE = 2000
@@ -75,6 +76,7 @@ class StreamHub:
         self.clock = clock
         self.ttl = listen_key_ttl_s
         self.listen_keys: dict[str, float] = {}  # key -> monotonic expiry
+        self.garbage = Garbage()  # the state's fault, shared (see garbage.py)
         self.conns: set[Conn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         account.listeners.append(self)
@@ -119,7 +121,10 @@ class StreamHub:
 
         def payload(kind: str, sym: str) -> object:
             if (kind, sym) not in cache:
-                cache[(kind, sym)] = events.MARKET_KINDS[kind](self.feed.quotes[sym], now)
+                built = events.MARKET_KINDS[kind](self.feed.quotes[sym], now)
+                if kind == "markPrice":
+                    self.garbage.mark_stream(built)
+                cache[(kind, sym)] = built
             return cache[(kind, sym)]
 
         for conn in list(self.conns):
@@ -142,17 +147,22 @@ class StreamHub:
         self._publish_user(events.order_trade_update(self.account, order, trade, exec_type, now))
 
     def on_account(self, reason: str, positions: list[Position]) -> None:
-        now = self.clock.now_ms()
-        self._publish_user(events.account_update(self.account, reason, positions, now))
+        if not self._user_conns():
+            return  # nobody listens: an injected garbage count is not used up
+        payload = events.account_update(self.account, reason, positions, self.clock.now_ms())
+        self.garbage.account_update(payload)
+        self._publish_user(payload)
 
     def on_algo(self, a: AlgoOrder, child: Order | None) -> None:
         self._publish_user(events.algo_update(a, child, self.clock.now_ms()))
 
-    def _publish_user(self, payload: object) -> None:
+    def _user_conns(self) -> list[tuple[Conn, str]]:
         live = {k for k, exp in self.listen_keys.items() if exp > time.monotonic()}
-        for conn in list(self.conns):
-            for key in conn.listen_keys & live:
-                self._send(conn, key, payload)
+        return [(conn, key) for conn in list(self.conns) for key in conn.listen_keys & live]
+
+    def _publish_user(self, payload: object) -> None:
+        for conn, key in self._user_conns():
+            self._send(conn, key, payload)
 
     def _send(self, conn: Conn, stream: str, payload: object) -> None:
         if not conn.send(stream, payload):
