@@ -2,7 +2,8 @@
 CURVE TCP endpoint. Both serve the same request through the one dispatcher.
 
 Request: op ``cmd`` with args ``{command, argv: [str], yes: bool, timeout: s, who: str}`` (or the
-command name as the op, same args). Reply: ``{command, data, text}``, or an error reply whose
+command name as the op, same args). Over CURVE TCP, ``who`` is ``key:<name>``, the name of the
+client's authenticated key in ``control.allowed_keys``; the client's ``who`` is ignored there. Reply: ``{command, data, text}``, or an error reply whose
 ``kind`` is the ``CommandError`` kind (usage, refused, confirm, no_answer, failed, ...).
 Garbage frames never reach this code: ``bus.Responder`` drops and counts them.
 """
@@ -21,7 +22,11 @@ MAX_ARGS = 16
 MAX_ARG_LEN = 200
 
 
-def request_from(channel: str, op: str, args: dict[str, Any], msg: Message) -> Request:
+def request_from(channel: str, op: str, args: dict[str, Any], msg: Message,
+                 peer: str | None = None) -> Request:
+    """``peer``: the authenticated identity (CURVE key name); when given it is ``who`` and the
+    client's own ``who`` is ignored. Without it (the 0600 ipc socket, where the file mode is the
+    authentication) the client's ``who`` is kept as today."""
     command = args.get("command") if op == "cmd" else op
     argv = args.get("argv", [])
     if not isinstance(command, str) or not command or len(command) > 64:
@@ -33,7 +38,10 @@ def request_from(channel: str, op: str, args: dict[str, Any], msg: Message) -> R
     if not isinstance(timeout, int | float) or isinstance(timeout, bool):
         timeout = 5.0
     who = args.get("who")
-    who = who[:64] if isinstance(who, str) and who else msg.src[:64]
+    if peer is not None:
+        who = f"key:{peer[:60]}"
+    else:
+        who = who[:64] if isinstance(who, str) and who else msg.src[:64]
     return Request(channel=channel, who=who, command=command, argv=tuple(argv),
                    confirmed=args.get("yes") is True,
                    timeout=min(max(float(timeout), 0.5), 120.0))
@@ -48,11 +56,13 @@ class ControlServer:
         if responder.endpoint.startswith("ipc://"):
             os.chmod(path, 0o600)  # the run dir is 0700 already; belt and braces
 
-    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> dict[str, Any]:
+    async def handle(self, op: str, args: dict[str, Any], msg: Message,
+                     peer: str | None = None) -> dict[str, Any]:
         try:
-            req = request_from(self.channel, op, args, msg)
+            req = request_from(self.channel, op, args, msg, peer)
         except UsageError as e:
-            self.dispatcher.ctx.audit(self.channel, msg.src[:64], op[:64], [], f"usage: {e}", False)
+            who = f"key:{peer[:60]}" if peer is not None else msg.src[:64]
+            self.dispatcher.ctx.audit(self.channel, who, op[:64], [], f"usage: {e}", False)
             raise
         return (await self.dispatcher.dispatch(req)).wire()
 

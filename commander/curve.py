@@ -8,14 +8,17 @@ error, no banner -- so the client times out (``ctl`` exit 3).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.auth
+from zmq.utils import z85
 
 from trader import bus
+from trader.bus import STATS, decode_counted
 
 MAX_MSG = (1 << 20) + 4096  # bytes per frame; larger peers are disconnected before they cost memory
 
@@ -65,15 +68,41 @@ def check_allowlist(directory: str | os.PathLike[str]) -> int:
     return n
 
 
+def key_names(directory: str | os.PathLike[str]) -> dict[bytes, str]:
+    """z85 public key -> its name: the ``NAME.key`` file it came from (first name, sorted)."""
+    names: dict[bytes, str] = {}
+    for f in sorted(Path(directory).glob("*.key")):
+        names.setdefault(load_public(f), f.stem)
+    return names
+
+
 def start_authenticator(ctx: zmq.Context[Any], allowed_dir: str) -> Any:
-    """ZAP handler in this event loop, accepting only the public keys found in ``allowed_dir``."""
+    """ZAP handler in this event loop, accepting only the public keys found in ``allowed_dir``.
+    The User-Id it gives an accepted connection is the key's name, which every message from
+    that peer then carries (``peer_name``): the identity is the key, never what a client says."""
     from zmq.auth.asyncio import AsyncioAuthenticator
 
     check_allowlist(allowed_dir)
-    auth = AsyncioAuthenticator(ctx)
+    names = key_names(allowed_dir)
+
+    class NamedAuthenticator(AsyncioAuthenticator):
+        def curve_user_id(self, client_public_key: bytes) -> str:
+            z = z85.encode(client_public_key)
+            return names.get(z) or z.decode("ascii")  # a key added to the dir after start
+
+    auth = NamedAuthenticator(ctx)
     auth.start()
     auth.configure_curve(domain="*", location=str(allowed_dir))
     return auth
+
+
+def peer_name(frame: zmq.Frame) -> str | None:
+    """The authenticated name (ZAP User-Id) a received frame carries; None if there is none."""
+    try:
+        user = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return user if isinstance(user, str) and user else None
 
 
 def server_socket_options(sock: zmq.Socket[Any], server_key_file: str) -> None:
@@ -93,7 +122,9 @@ def client_socket_options(sock: zmq.Socket[Any], server_public_file: str,
 
 
 class CurveResponder(bus.Responder):
-    """``bus.Responder`` whose ROUTER gets CURVE server options before it binds TCP."""
+    """``bus.Responder`` whose ROUTER gets CURVE server options before it binds TCP, and whose
+    handler gets ``peer=`` the authenticated key name of each request (a request without one is
+    dropped: fail closed)."""
 
     def __init__(self, ctx: Any, endpoint: str, source: str, server_key_file: str) -> None:
         bus._Sequenced.__init__(self, source)
@@ -105,3 +136,30 @@ class CurveResponder(bus.Responder):
         server_socket_options(self.sock, server_key_file)
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    async def serve(self, handler: bus.Handler, concurrent: bool = True) -> None:
+        while True:
+            parts = await self.sock.recv_multipart(copy=False)
+            if len(parts) < 3:
+                STATS.dropped["malformed"] += 1
+                continue
+            peer = peer_name(parts[1])
+            if peer is None:
+                STATS.dropped["unauthenticated"] += 1
+                continue
+            msg = decode_counted([p.bytes for p in parts[1:]])
+            if msg is None:
+                continue
+            args = msg.data.get("args", {})
+            if not isinstance(args, dict):
+                STATS.dropped["malformed"] += 1
+                continue
+
+            async def as_peer(op: str, a: dict[str, Any], m: Any, peer: str = peer) -> Any:
+                return await handler(op, a, m, peer=peer)  # type: ignore[call-arg]
+
+            coro = self._handle(as_peer, parts[0].bytes, msg.data.get("id"), msg, args)
+            if concurrent:
+                asyncio.get_running_loop().create_task(coro)
+            else:
+                await coro

@@ -2,12 +2,14 @@
 
 The run directory must survive a reboot (the HALTED state lives in it), so the default is under
 ``~/.local/state`` and not ``/run`` or ``/tmp``. It is created mode 0700: the control socket in it
-is the key to the account.
+is the key to the account, so an existing one must belong to the user running flatguard and be
+writable by nobody else (``prepare`` refuses it otherwise).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,12 +116,38 @@ class RunPaths:
 
 
 def prepare(root: Path) -> RunPaths:
-    """Create the run directory (0700) and return its paths; errors say what to do."""
+    """Create the run directory (0700) and return its paths; errors say what to do.
+
+    An existing directory must be ours and writable by nobody else: whoever can write in it can
+    replace the control socket or the journal (the HALTED state) under us."""
     try:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(root, 0o700)
+        st = root.stat()
     except OSError as e:
         raise RunDirError(f"cannot create run directory {root}: {e.strerror}; pass --run-dir") from None
+    check_owner(root, st)
+    try:
+        os.chmod(root, 0o700)
+    except OSError as e:
+        raise RunDirError(f"cannot make run directory {root} private: {e.strerror}; "
+                          "pass --run-dir") from None
     paths = RunPaths(root)
     paths.check()
     return paths
+
+
+def check_owner(root: Path, st: os.stat_result) -> None:
+    """Refuse a run directory owned by another user or writable by group or others."""
+    uid = os.getuid()
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunDirError(f"run directory {root} is not a directory; pass another --run-dir")
+    if st.st_uid != uid:
+        raise RunDirError(
+            f"run directory {root} is owned by uid {st.st_uid}, not by you (uid {uid}): its "
+            "control socket and journal would be someone else's to replace; use a directory of "
+            f"your own (--run-dir or FLATGUARD_RUN_DIR), or `chown {uid} {root}` if it is yours")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise RunDirError(
+            f"run directory {root} is writable by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): anyone who can write there can replace its "
+            f"sockets or journal; check its contents, then `chmod 700 {root}`")
