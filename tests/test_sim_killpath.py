@@ -4,6 +4,7 @@ non-finite numbers, live filter changes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from typing import Any
 
@@ -12,6 +13,9 @@ import ccxt.async_support as ccxt
 import pytest
 
 from tests.stack import Sim, http_json, wait_for
+from trader.sim import pipeline
+from trader.sim.ban import parse_ban
+from trader.sim.faults import parse_latency
 from trader.sim.testing import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
@@ -176,6 +180,30 @@ def test_ban_can_be_extended_by_each_request(h: SimHarness) -> None:
     h.run(body())
 
 
+def test_cli_specs_for_path_latency_and_ban() -> None:
+    assert parse_latency("POST /fapi/v1/order=3000") == ("POST", "/fapi/v1/order", 3000.0)
+    assert parse_latency("/fapi/v1/*=50") == (None, "/fapi/v1/*", 50.0)
+    assert parse_ban("120") == (120.0, 418, False)
+    assert parse_ban("8:429:retry-after") == (8.0, 429, True)
+    for bad in ("/fapi/v1/order", "POST /fapi/v1/order=-1", "=5"):
+        with pytest.raises(ValueError):
+            parse_latency(bad)
+    for bad in ("0", "5:403", "5:418:yes", "x"):
+        with pytest.raises(ValueError):
+            parse_ban(bad)
+
+
+def test_standalone_sim_started_with_fault_flags() -> None:
+    proc = Sim("--path-latency", "POST /fapi/v1/order=2500", "--ban", "60:429:retry-after")
+    try:
+        state = proc.state()
+        assert state["faults"]["path_latency"] == [
+            {"method": "POST", "path": "/fapi/v1/order", "ms": 2500.0}]
+        assert state["ban"]["active"] and state["ban"]["status"] == 429
+    finally:
+        proc.close()
+
+
 def test_standalone_sim_process_ban_and_order_latency(sim: Sim) -> None:
     sim.control("ban", {"seconds": 60, "status": 418, "retry_after": True})
     with pytest.raises(Exception, match="418"):
@@ -318,5 +346,25 @@ def test_bad_control_requests_answer_json(h: SimHarness) -> None:
                                ("ban", {"seconds": 5, "status": 403})):
             with pytest.raises(RuntimeError, match="-> 400"):
                 await h.control.call(action, **fields)
+
+    h.run(body())
+
+
+def test_a_simulator_bug_answers_minus_1000_json(h: SimHarness,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(s: object, p: object) -> object:
+        raise ZeroDivisionError("a bug in the simulator")
+
+    route = pipeline.ROUTES[("GET", "/fapi/v1/time")]
+    monkeypatch.setitem(pipeline.ROUTES, ("GET", "/fapi/v1/time"),
+                        dataclasses.replace(route, handler=broken))
+    ex = h.exchange(pro=False)
+
+    async def body() -> None:
+        status, _, reply = await _raw(h, "/fapi/v1/time")
+        assert (status, reply) == (500, {
+            "code": -1000, "msg": "An unknown error occured while processing the request."})
+        with pytest.raises(ccxt.OperationFailed, match="-1000"):
+            await ex.fetch_time()
 
     h.run(body())

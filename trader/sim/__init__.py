@@ -2,8 +2,11 @@
 
 The real ccxt ``binanceusdm`` / ``ccxt.pro.binanceusdm`` client runs against it unchanged
 (see ``trader.exchange.session.build_exchange``). Modules: ``market`` (instruments, price
-walk), ``book`` (the account), ``auth``, ``rest``, ``ws``, ``faults``, ``control`` (the
-``/_sim/`` API), ``server`` (start/stop), ``cli``.
+walk, filters), ``book`` (the account), ``records``, ``ids`` (ids that never repeat across
+runs), ``algo`` (conditional orders and their triggers), ``auth``, ``pipeline`` (what every
+REST request goes through), ``rest`` and ``algo_rest`` (endpoints), ``ws``, ``events``,
+``faults`` (retire, fail, in-flight latency), ``ban`` (IP bans), ``garbage`` (non-finite
+numbers), ``control`` (the ``/_sim/`` API, documented there), ``server`` (start/stop), ``cli``.
 """
 
 from trader.sim.server import SimServer, run_sim

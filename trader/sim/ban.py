@@ -70,3 +70,18 @@ class Ban:
         return {"until_ms": self.until_ms, "status": self.status,
                 "retry_after": self.retry_after, "active": self.active(now_ms),
                 "requests_during_ban": self.requests_during_ban}
+
+
+def parse_ban(spec: str) -> tuple[float, int, bool]:
+    """``SECONDS[:STATUS][:retry-after]``, e.g. ``120:418:retry-after`` (CLI ``--ban``)."""
+    parts = spec.split(":")
+    try:
+        seconds = float(parts[0])
+        status = int(parts[1]) if len(parts) > 1 and parts[1] else 418
+    except ValueError:
+        seconds, status = -1.0, 0
+    retry_after = len(parts) == 3 and parts[2] == "retry-after"
+    if len(parts) > 3 or (len(parts) == 3 and not retry_after) or seconds <= 0 \
+            or status not in (418, 429):
+        raise ValueError(f"bad --ban spec {spec!r}: want SECONDS[:418|429][:retry-after]")
+    return seconds, status, retry_after

@@ -13,8 +13,9 @@ from decimal import Decimal
 
 import click
 
-from trader.sim.faults import parse_fail, parse_retire
-from trader.sim.server import FailSpec, RetireSpec, run_sim
+from trader.sim.ban import parse_ban
+from trader.sim.faults import parse_fail, parse_latency, parse_retire
+from trader.sim.server import FailSpec, LatencySpec, RetireSpec, run_sim
 from trader.sim.state import SIM_API_KEY, SIM_API_SECRET, SimConfig
 
 
@@ -45,11 +46,17 @@ def _specs(parse, values: tuple[str, ...], option: str) -> list:  # type: ignore
                    "':after' processes the request first and loses the reply.")
 @click.option("--latency", default=0.0, show_default=True, type=float, metavar="MS",
               help="Added latency for every REST call.")
+@click.option("--path-latency", "path_latency", multiple=True, metavar="[METHOD ]PATH=MS",
+              help="Hold matching calls in flight for MS before processing, e.g. "
+                   "'POST /fapi/v1/order=3000' (new orders only; PATH may end in *).")
+@click.option("--ban", default=None, metavar="SECONDS[:418|429][:retry-after]",
+              help="Start IP-banned for SECONDS (like POST /_sim/ban).")
 @click.option("--skew", default=0.0, show_default=True, type=float, metavar="S",
               help="Exchange clock offset in seconds (±).")
 def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_interval: float,
         balance: str, weight_limit: int, listen_key_ttl: float, retire: tuple[str, ...],
-        fail: tuple[str, ...], latency: float, skew: float) -> None:
+        fail: tuple[str, ...], latency: float, path_latency: tuple[str, ...], ban: str | None,
+        skew: float) -> None:
     """Run the built-in simulated exchange (Binance USDⓈ-M REST + WebSocket)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -60,4 +67,7 @@ def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_int
         raise click.UsageError(str(exc)) from None
     retire_specs: list[RetireSpec] = _specs(parse_retire, retire, "--retire")
     fail_specs: list[FailSpec] = _specs(parse_fail, fail, "--fail")
-    run_sim(config, retire=retire_specs, fail=fail_specs, latency_ms=latency)
+    latency_specs: list[LatencySpec] = _specs(parse_latency, path_latency, "--path-latency")
+    [ban_spec] = _specs(parse_ban, (ban,), "--ban") if ban else [None]
+    run_sim(config, retire=retire_specs, fail=fail_specs, latency_ms=latency,
+            path_latency=latency_specs, ban=ban_spec)

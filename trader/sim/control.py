@@ -3,7 +3,9 @@
 Actions take an optional JSON object body and answer JSON; the HTTP method does not matter
 (test helpers send GET when they have no body).
 
-    GET  /_sim/state                 positions, open orders, balances, request counts, faults
+    GET  /_sim/state                 positions, open orders, open_algo_orders (algo_orders: all),
+                                     balances, request counts, faults, ban, garbage, filters,
+                                     in_flight (requests held by latency)
     GET  /_sim/orders                every order request received (clientOrderId, outcome,
                                      recv_ns); {"since": n} returns entries n.. only
     POST /_sim/retire                {"path", "method"?, "status"? (404) | "code"?}
@@ -106,6 +108,8 @@ def state_view(s: SimState) -> dict[str, object]:
         "requests": dict(s.requests),
         "orders_received": sum(1 for e in s.order_log
                                if e["method"] == "POST" and e["path"] == "/fapi/v1/order"),
+        "algo_orders_received": sum(1 for e in s.order_log if e["method"] == "POST"
+                                    and e["path"] == "/fapi/v1/algoOrder"),
         "countdowns": dict(s.countdowns.deadlines),
         "countdowns_fired": dict(s.countdowns.fired),
         "listen_keys": len(s.hub.listen_keys),

@@ -144,3 +144,16 @@ def parse_fail(spec: str) -> tuple[str | None, str, int, Failure, bool]:
         raise ValueError(f"bad --fail spec {spec!r}: want [METHOD ]PATH:N:CODE_OR_STATUS[:after]")
     method, path = _split_method(parts[0])
     return method, path, int(parts[1]), Failure.parse(parts[2]), len(parts) == 4
+
+
+def parse_latency(spec: str) -> tuple[str | None, str, float]:
+    """``[METHOD ]PATH=MS``, e.g. ``POST /fapi/v1/order=3000`` (new orders only)."""
+    target, sep, value = spec.rpartition("=")
+    method, path = _split_method(target)
+    try:
+        ms = float(value)
+    except ValueError:
+        ms = -1.0
+    if not sep or not path or ms < 0:
+        raise ValueError(f"bad --path-latency spec {spec!r}: want [METHOD ]PATH=MS")
+    return method, path, ms

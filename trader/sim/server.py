@@ -118,25 +118,36 @@ class SimServer:
 
 RetireSpec = tuple[str | None, str, Failure]
 FailSpec = tuple[str | None, str, int, Failure, bool]
+LatencySpec = tuple[str | None, str, float]
+BanSpec = tuple[float, int, bool]
 
 
 def apply_faults(server: SimServer, *, retire: Sequence[RetireSpec] = (),
-                 fail: Sequence[FailSpec] = (), latency_ms: float = 0.0) -> None:
+                 fail: Sequence[FailSpec] = (), latency_ms: float = 0.0,
+                 path_latency: Sequence[LatencySpec] = (), ban: BanSpec | None = None) -> None:
     faults = server.state.faults
     for method, path, failure in retire:
         faults.retire(path, method=method, failure=failure)
     for method, path, count, failure, after in fail:
         faults.fail(path, count, failure, method=method, after=after)
     faults.set_latency(latency_ms)
+    for method, path, ms in path_latency:
+        faults.set_latency(ms, path, method)
+    if ban is not None:
+        seconds, status, retry_after = ban
+        server.state.ban.start(server.state.clock.now_ms(), seconds, status,
+                               retry_after=retry_after)
 
 
 def run_sim(config: SimConfig, *, retire: Sequence[RetireSpec] = (),
-            fail: Sequence[FailSpec] = (), latency_ms: float = 0.0) -> None:
+            fail: Sequence[FailSpec] = (), latency_ms: float = 0.0,
+            path_latency: Sequence[LatencySpec] = (), ban: BanSpec | None = None) -> None:
     """Run until SIGTERM/SIGINT; print the ready line (flushed) once listening."""
 
     async def main() -> None:
         server = SimServer(config)
-        apply_faults(server, retire=retire, fail=fail, latency_ms=latency_ms)
+        apply_faults(server, retire=retire, fail=fail, latency_ms=latency_ms,
+                     path_latency=path_latency, ban=ban)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
