@@ -130,12 +130,14 @@ class Guard:
                       essential: bool = True, counted: bool = True, **kwargs: Any) -> Any:
         """One try. Success resets the call's budget; a failure raises a classified error
         (with ``counted=False`` a transient failure does not spend the call's budget)."""
-        await self.limits.wait(essential)
+        waited = await self.limits.wait(essential)
+        if waited and call in self._budgets:
+            self._budgets[call].since += waited  # a ban's wait is not the call failing
         seen = _Seen()
         token = _SEEN.set(seen)
         try:
             result = await fn(*args, **kwargs)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, E.NotSent):
             raise
         except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
             # A watch's own failure is on its socket: REST calls ccxt makes inside it (a

@@ -218,6 +218,14 @@ class Transient(ExchangeCallError):
     """Policy: retry within budget. Raised only to code that chose a single attempt."""
 
 
+class NotSent(Exception):
+    """Our side refused to send the request (fenced, banned, over the weight share): nothing
+    left this process, so it is never classified or counted. Policy: reply ``kind``; the
+    caller decides (an order is reported not placed)."""
+
+    kind = "rejected"
+
+
 def error_for(c: Classification) -> ExchangeCallError:
     return {Kind.FATAL: Fatal, Kind.REJECTED: Rejected, Kind.TRANSIENT: Transient}[c.kind](c)
 

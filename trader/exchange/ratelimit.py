@@ -1,9 +1,20 @@
-"""Request weight: track Binance's ``X-MBX-USED-WEIGHT-1M``, honour Retry-After, keep headroom.
+"""Request weight and bans: fixed shares of the IP's budget, the kill path's reserve untouchable.
 
-The kill path is the supervisor's own ccxt session but the same IP, so an IP ban (HTTP 418)
-earned by this connector would blind it. Above ``headroom`` of the limit, non-essential calls
-(polling, reconcile, refreshes) wait for the next minute window; order traffic keeps going.
-After a 429/418 every call waits out Retry-After (calling anyway escalates to a ban).
+Binance's ``X-MBX-USED-WEIGHT-1M`` header is the IP's total for the current minute, whichever
+process spent it, so every process reads the same number from its own responses. The budget
+``weight_limit`` is split into **fixed shares**; no process asks another for permission (the
+trader must still reach the connector when the supervisor is gone):
+
+* the kill path (the supervisor's own session) may use up to the whole ``weight_limit``;
+* the connector never uses the top ``weight_reserve`` of it: its essential calls (orders,
+  cancels, the dead-man switch, the feed) wait for the next minute window once the IP's weight
+  reaches ``(1 - weight_reserve) x weight_limit``, its non-essential calls (polling,
+  reconciles, refreshes) already at ``weight_headroom x (1 - weight_reserve) x weight_limit``.
+
+So however hard the connector runs, a quarter of the minute's weight (by default) is left for
+the flatten. A ban (HTTP 418/429) is not a share: it stops every process until it ends, through
+the ban board (``ban.py``), which this class consults so a waiting call sleeps instead of
+failing (the board's ``fetch`` wrapper is the backstop that never lets a request out).
 """
 
 from __future__ import annotations
@@ -13,50 +24,64 @@ import logging
 import time
 from collections.abc import Mapping
 
+from trader.exchange.ban import BanBoard
 from trader.metrics import METRICS
 
 log = logging.getLogger("flatguard.ratelimit")
 
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
-DEFAULT_RETRY_AFTER = 5.0
+WINDOW_MARGIN_S = 0.05  # past the minute boundary before the weight counts as reset
+BAN_POLL_S = 1.0  # a waiting call re-reads the board this often (another process may extend it)
 
 
 class RateLimits:
-    def __init__(self, limit: int = 2400, headroom: float = 0.8) -> None:
+    def __init__(self, limit: int = 2400, headroom: float = 0.8, reserve: float = 0.0,
+                 board: BanBoard | None = None) -> None:
         self.limit = limit
         self.headroom = headroom
+        self.reserve = reserve
+        self.board = board if board is not None else BanBoard()
         self.used = 0
         self._minute = 0  # wall-clock minute the weight was read in (Binance's window)
-        self.blocked_until = 0.0  # monotonic
         self.waits = 0
+
+    @property
+    def share(self) -> float:
+        """The weight this process may use in a minute (essential calls)."""
+        return (1.0 - self.reserve) * self.limit
 
     def weight_used(self) -> int:
         return self.used if int(time.time() // 60) == self._minute else 0
 
+    def banned_for(self) -> float:
+        return self.board.banned_for()
+
     def observe(self, headers: Mapping[str, str] | None, status: int | None) -> None:
-        if headers:
-            low = {k.lower(): v for k, v in headers.items()}
-            w = low.get(WEIGHT_HEADER)
-            if w is not None and w.isdigit():
+        """The weight header of every response (bans are recorded by the board's hook)."""
+        if not headers:
+            return
+        for k, w in headers.items():
+            if k.lower() == WEIGHT_HEADER and isinstance(w, str) and w.isdigit():
                 self.used, self._minute = int(w), int(time.time() // 60)
                 METRICS.set("flatguard_exchange_weight_used", self.used)
-            if status in (418, 429):
-                try:
-                    after = float(low.get("retry-after", DEFAULT_RETRY_AFTER))
-                except ValueError:
-                    after = DEFAULT_RETRY_AFTER
-                self.blocked_until = max(self.blocked_until, time.monotonic() + after)
-                log.warning("event=rate_limited status=%s retry_after_s=%.1f", status, after)
 
     def delay(self, essential: bool) -> float:
         """Seconds this call should wait now (0 = go)."""
-        wait = max(0.0, self.blocked_until - time.monotonic())
-        if not essential and self.weight_used() >= self.headroom * self.limit:
-            wait = max(wait, 60.0 - time.time() % 60 + 0.05)
+        wait = self.board.banned_for()
+        cap = self.share if essential else self.headroom * self.share
+        if self.weight_used() >= cap:
+            wait = max(wait, 60.0 - time.time() % 60 + WINDOW_MARGIN_S)
         return wait
 
-    async def wait(self, essential: bool) -> None:
-        d = self.delay(essential)
-        if d > 0:
-            self.waits += 1
-            await asyncio.sleep(d)
+    async def wait(self, essential: bool) -> float:
+        """Sleep until this call may go; returns the seconds waited."""
+        waited = 0.0
+        while (d := self.delay(essential)) > 0:
+            if waited == 0.0:
+                self.waits += 1
+                log.info("event=rate_wait essential=%s seconds=%.1f weight=%d banned_s=%.0f",
+                         essential, d, self.weight_used(), self.board.banned_for())
+            step = min(d, BAN_POLL_S)
+            await asyncio.sleep(step)
+            waited += step
+        return waited

@@ -40,6 +40,9 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.exchange import Exchange
 
+from trader.exchange.ban import BanBoard
+from trader.exchange.ban import install as install_ban_board
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 BINANCE_IDS = frozenset({"binance", "binanceusdm", "binancecoinm"})
 DEFAULT_RECV_WINDOW_MS = 10_000  # ccxt's own default; Binance accepts at most 60_000
@@ -106,14 +109,16 @@ def build_exchange(
     recv_window_ms: int = DEFAULT_RECV_WINDOW_MS,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     options: Mapping[str, Any] | None = None,
+    ban_board: BanBoard | None = None,
 ) -> Exchange:
     """An async ccxt exchange (``ccxt.pro`` when ``pro``), configured but not yet connected.
 
     ``url`` overrides every REST base (and, for ccxt.pro, ``ws_url`` — default: derived from
     ``url`` as ``ws://host:port/ws`` — every stream base); with ``url`` set, ``testnet`` is
     ignored because the override already names the target. The rate limiter is off for
-    loopback URLs and on otherwise unless ``rate_limit`` says. The caller must
-    ``await exchange.close()``.
+    loopback URLs and on otherwise unless ``rate_limit`` says. ``ban_board``: every request
+    checks it first and every 418/429 records into it (``ban.install``); the connector and the
+    kill path pass the same run-directory board. The caller must ``await exchange.close()``.
     """
     if not 0 < recv_window_ms <= 60_000:
         raise ValueError("recv_window_ms must be in (0, 60000]: Binance rejects more (-1131)")
@@ -153,6 +158,8 @@ def build_exchange(
             exchange.enable_demo_trading(True)
         else:
             exchange.set_sandbox_mode(True)
+    if ban_board is not None:
+        install_ban_board(exchange, ban_board)
     return exchange
 
 
