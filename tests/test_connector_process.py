@@ -104,11 +104,16 @@ def test_bad_request_is_rejected_without_sending(conn: ConnectorProc) -> None:
     assert ei.value.kind == "rejected" and "not tradable" in ei.value.message
 
 
-def test_transient_errors_retried_without_duplicates(conn: ConnectorProc) -> None:
-    conn.sim.control("fail", {"path": "/fapi/v1/order", "method": "POST", "count": 2,
+def test_create_refused_before_processing_is_not_placed_and_never_resent(conn: ConnectorProc) -> None:
+    # A 503 before processing looks like an unknown outcome: looked up after its recvWindow,
+    # not found, reported not placed -- never re-sent (tests/test_connector_orders.py has more).
+    conn.sim.control("fail", {"path": "/fapi/v1/order", "method": "POST", "count": 1,
                               "status": 503})
-    assert order(conn, "tr-1")["status"] == "closed"
-    assert len(accepted(conn, "tr-1")) == 1
+    with pytest.raises(RequestError) as ei:
+        order(conn, "tr-1")
+    assert ei.value.kind == "rejected" and "not placed" in ei.value.message
+    assert accepted(conn, "tr-1") == []
+    assert order(conn, "tr-2")["status"] == "closed"
 
 
 @pytest.mark.parametrize("fault", [{"code": -1007}, {"status": 504}])
@@ -260,13 +265,16 @@ def test_poll_feed_works_as_well_as_ws() -> None:
         c.close()
 
 
-def test_dead_man_switch_disarmed_on_orderly_stop() -> None:
-    c = ConnectorProc(dms_interval=0.5)
+def test_dead_man_switch_left_armed_on_sigterm() -> None:
+    # Only the supervisor's dms.disarm (after a verified flat) disarms it; a SIGTERM or a lost
+    # supervisor leaves it armed (tests/test_connector_fence.py covers dms.disarm).
+    c = ConnectorProc(dms_interval=0.5, dms_timeout=600)
     try:
         assert c.req is not None
         c.req.sock.send_multipart(c.req.frames("alive", {"args": {}}))
         wait_for(lambda: c.sim.state()["countdowns"], 20, "countdownCancelAll armed")
         assert c.stop() == 0
-        assert not c.sim.state()["countdowns"]  # stopped refreshing, then countdownTime = 0
+        assert set(c.sim.state()["countdowns"]) == {"BTCUSDT", "ETHUSDT"}
+        assert "dead-man switch left armed; the exchange cancels all orders in" in c.stderr()
     finally:
         c.close()

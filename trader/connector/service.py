@@ -17,17 +17,21 @@ from typing import Any
 import zmq
 
 from trader import bus
-from trader.connector import orders
+from trader.connector import fence, ops
+from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
 from trader.connector.startup import Refusal, start_session
 from trader.exchange import errors as E
+from trader.exchange.ban import BanBoard
 from trader.exchange.calls import Guard, install_recorder
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.dms import DeadManSwitch
 from trader.exchange.feed import PollFeed, WsFeed
+from trader.exchange.numbers import BadExchangeData
 from trader.exchange.ratelimit import RateLimits
 from trader.exchange.reconcile import Account, rest_state
 from trader.journal import Journal
+from trader.metrics import METRICS
 from trader.proc import Child
 from trader.protocol import ACCOUNT, ALERT, CRITICAL, WARNING
 
@@ -35,7 +39,7 @@ log = logging.getLogger("flatguard.connector")
 
 CLOCK_REFRESH = 300.0  # s between exchange-time refreshes
 ACCOUNT_PUBLISH_INTERVAL = 1.0  # s: a snapshot at least this often, changed or not
-ORDER_MAX_AGE = 2.0  # s: an order request older than this is refused as stale
+BAD_DATA_ALERT_EVERY = 60.0  # s between two "bad exchange data" warnings to a person
 SUPERVISOR_LOST_SERVE = 60.0  # s: serve the self-flattening trader at most this long
 TRADER_SILENT = 5.0  # s without any request from the trader: it is gone
 DISCONNECTED_RECONCILE = 5.0  # s between REST reconciles while the WebSocket feed is down
@@ -51,7 +55,10 @@ class Connector:
         self.journal = Journal(child.paths.journal)
         self.zctx = zmq.Context()  # sync PUB: a non-blocking send straight from the feed callback
         self.pub = bus.Publisher(self.zctx, child.paths.events_in, "connector")
-        self.limits = RateLimits(self.xc.weight_limit, self.xc.weight_headroom)
+        self.limits = RateLimits(self.xc.weight_limit, self.xc.weight_headroom,
+                                 self.cfg.killswitch.weight_reserve,
+                                 BanBoard.in_run_dir(child.paths.root))
+        self.fence = fence.Fence()
         self.ex: Any = None
         self.clock: ExchangeClock | None = None
         self.guard: Guard | None = None
@@ -63,12 +70,15 @@ class Connector:
         self.trader_alive = 0.0  # monotonic time of the trader's last `alive`
         self.trader_seen = time.monotonic()  # ... of any request from the trader
         self._last_account_pub = 0.0
+        self.started_at = time.time()  # never confirmed at all counts from here
         self.reconcile_wanted = False
         self.last_reconcile = float("-inf")  # monotonic start of the last scheduled reconcile
         self.fills_since = int(time.time() * 1000) - 60_000  # ms: fill catch-up window start
         self._reconcile_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sink = FeedSink(self)
+        self.boundary = Boundary(self.sink, self.on_bad_number)
+        self._bad_alerted = float("-inf")
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -98,6 +108,8 @@ class Connector:
         FATAL connector fall back to the start of the last successful REST read."""
         if self.fatal is not None or self.feed is None:
             return self.account.confirmed
+        if self.tainted():
+            return self.account.confirmed  # a feed event was dropped: REST must confirm first
         return max(self.account.confirmed, self.feed.vouched())
 
     def publish_account(self, source: str) -> None:
@@ -106,6 +118,19 @@ class Connector:
 
     def on_ok(self) -> None:
         self.child.last_ok = time.time()
+
+    def tainted(self) -> bool:
+        """A feed event was dropped for a bad number since the last REST read began."""
+        t = self.boundary.tainted_at
+        return t > 0 and t >= self.account.confirmed
+
+    def on_bad_number(self, e: BadExchangeData) -> None:
+        """A value refused at the boundary (counted and logged there): tell a person. While
+        the feed is tainted, housekeeping reconciles every ``DISCONNECTED_RECONCILE`` s."""
+        if time.monotonic() - self._bad_alerted >= BAD_DATA_ALERT_EVERY:
+            self._bad_alerted = time.monotonic()
+            self.warn("bad exchange data", f"{e}: dropped; the account is confirmed over REST "
+                      "again, or trading stops after exchange.max_unconfirmed")
 
     # --- fatal ------------------------------------------------------------------------------
 
@@ -181,20 +206,22 @@ class Connector:
 
     def housekeeping(self) -> None:
         now = time.monotonic()
+        METRICS.set("flatguard_exchange_banned_seconds", self.limits.banned_for())
         if now - self._last_account_pub >= ACCOUNT_PUBLISH_INTERVAL:
             self.publish_account("periodic")  # the trader's proof the account state is fresh
         if self.fatal is not None or self.guard is None:
             return
         interval = self.xc.reconcile_interval
-        if self.feed is not None and self.feed.kind == "ws" and not self.feed.is_connected:
+        if (self.feed is not None and self.feed.kind == "ws" and not self.feed.is_connected) \
+                or self.tainted():
             interval = min(interval, DISCONNECTED_RECONCILE)  # REST is all there is for now
         if ((self.reconcile_wanted or now >= self.last_reconcile + interval)
                 and not self._reconcile_lock.locked()):
             self.reconcile_wanted = False
             self.last_reconcile = now
             self.spawn(self.reconcile_quietly("interval"))
-        age = time.time() - self.account.confirmed
-        if self.account.confirmed and age > self.xc.max_unconfirmed:
+        age = time.time() - (self.account.confirmed or self.started_at)
+        if age > self.xc.max_unconfirmed:
             self.on_fatal(E.Classification(
                 E.Kind.FATAL, "reconcile", "", None, None, "Unconfirmed",
                 f"account state unconfirmed for {age:.0f} s",
@@ -214,16 +241,19 @@ class Connector:
     async def _quiet(self, coro: Any) -> None:
         try:
             await coro
-        except E.ExchangeCallError:
-            pass  # classified, counted, and if fatal already acted on
+        except (E.ExchangeCallError, BadExchangeData):
+            pass  # classified/counted (and if fatal acted on), or refused at the boundary
 
     async def shutdown(self) -> None:
+        """Never disarms the exchange's countdown: only ``dms.disarm`` does (the supervisor,
+        after a verified flat or on resume). A SIGTERM or a lost supervisor leaves it armed."""
         self.state = "STOPPING"
         if self.dms is not None:
-            try:
-                await asyncio.wait_for(self.dms.disarm(), 5)  # refresh stopped first (flag)
-            except (E.ExchangeCallError, TimeoutError) as e:
-                log.warning("event=dms_disarm_failed error=%r", str(e))
+            self.dms.stopped = True  # no refresh from here on
+            if self.dms.armed:
+                log.warning("event=dms_left_armed symbols=%s text='dead-man switch left armed; "
+                            "the exchange cancels all orders in %.0f s'",
+                            ",".join(sorted(self.dms.armed)), self.dms.fires_in())
         if self.feed is not None:
             await self.feed.stop()
         for t in list(self._tasks):
@@ -261,7 +291,11 @@ class Connector:
                     for sym in self.tradable:
                         ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym)
                 bal = await g.call("fetch_balance", ex.fetch_balance)
-                rest = rest_state(pos, ords, bal, read_at=t0)
+                try:
+                    rest = rest_state(pos, ords, bal, read_at=t0)
+                except BadExchangeData as e:
+                    self.on_bad_number(e)  # not confirmed: max_unconfirmed decides
+                    raise
                 diffs = [] if adopt else self.account.differences(rest)
                 if not diffs or self.account.version == v0 or attempt == 1:
                     break  # a feed event during the read may explain a diff: read again once
@@ -286,7 +320,7 @@ class Connector:
             trades = await self.guard.call("fetch_my_trades", self.ex.fetch_my_trades, sym,
                                            self.fills_since)
             for t in trades:
-                self.sink.on_trade(t)
+                self.boundary.on_trade(t)
         self.fills_since = max(self.fills_since, int(time.time() * 1000) - 60_000)
 
     async def reconcile_quietly(self, why: str) -> None:
@@ -295,84 +329,13 @@ class Connector:
     # --- requests ---------------------------------------------------------------------------
 
     async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
-        if msg.src == "trader":
-            self.trader_seen = time.monotonic()
-        if op == "alive":
-            self.trader_alive = time.monotonic()
-            return None
-        if op == "account":
-            return self.snapshot("rest" if self.account.confirmed else "none")
-        if op == "status":
-            return self.status()
-        if self.fatal is not None and op in ("order.create", "sync"):
-            raise orders.Refused(f"trading stopped after a fatal exchange error: {self.fatal.describe()}")
-        assert self.guard is not None
-        if op == "order.create":
-            age = time.time() - msg.ts
-            if age > ORDER_MAX_AGE:
-                # A request queued while this process was frozen or restarting: the trader has
-                # long since given up on it; sending it now would trade on stale intent.
-                raise orders.BadRequest(f"order request is {age:.1f} s old (limit "
-                                        f"{ORDER_MAX_AGE:g} s): refused as stale")
-            req = orders.validate(args, self.tradable)
-            o = await orders.create(self.guard, self.ex, self.journal, req)
-            self.account.apply_order(o) if o.get("symbol") else None
-            return orders.reply(o, req["client_id"])
-        if op == "order.cancel":
-            return await self.cancel(args)
-        if op == "order.cancel_all":
-            return await self.cancel_all(args)
-        if op == "sync":
-            return {"differences": await self.reconcile("sync")}
-        raise orders.BadRequest(f"unknown op {op!r}")
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "state": self.state, "clock_offset_s": self.clock.offset_s if self.clock else 0.0,
-            "weight_used": self.limits.weight_used(),
-            "feed": self.feed.kind if self.feed else None,
-            "feed_connected": bool(self.feed and self.feed.is_connected),
-            "feed_restarts": getattr(self.feed, "restarts", 0),
-            "fresh": self.fresh(), "confirmed": self.account.confirmed,
-            "last_error": self.guard.last_error if self.guard else "",
-            "errors": dict(self.guard.errors) if self.guard else {},
-            "symbols": list(self.tradable),
-            "dms_armed": sorted(self.dms.armed) if self.dms else [],
-            "fatal": self.fatal.describe() if self.fatal else None,
-        }
-
-    async def cancel(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.guard is not None
-        sym, cid, oid = args.get("symbol"), args.get("client_id"), args.get("id")
-        if not isinstance(sym, str) or not (cid or oid):
-            raise orders.BadRequest("order.cancel needs symbol and client_id or id")
-        params: dict[str, Any] = {"recvWindow": self.cfg.killswitch.recv_window}
-        if cid:
-            params["origClientOrderId"] = cid
-        try:
-            o = await self.guard.call("cancel_order", self.ex.cancel_order, oid, sym, params,
-                                      essential=True)
-        except E.Rejected as r:
-            if r.classification.outcome == "gone":
-                return {"status": "gone", "client_id": cid, "id": oid}
-            raise
-        self.account.apply_order(o)
-        return {"status": o.get("status"), "client_id": cid, "id": str(o.get("id") or oid)}
-
-    async def cancel_all(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.guard is not None
-        sym = args.get("symbol")
-        syms = [sym] if sym else sorted({*self.tradable, *(o["symbol"] for o in
-                                                            self.account.orders.values())})
-        for s in syms:
-            await self.guard.call("cancel_all_orders", self.ex.cancel_all_orders, s,
-                                  {"recvWindow": self.cfg.killswitch.recv_window}, essential=True)
-        return {"symbols": syms}
+        return await ops.handle(self, op, args, msg)
 
     # --- wiring used by startup -------------------------------------------------------------
 
     def wire(self, ex: Any) -> None:
         self.ex = ex
+        fence.install(ex)  # outermost: a fenced create never reaches the ban check or the wire
         install_recorder(ex, self.limits)
         self.clock = ExchangeClock(ex, self.warn)
         self.guard = Guard(self.limits, self.clock, retry_budget=self.xc.retry_budget,

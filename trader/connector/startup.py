@@ -15,6 +15,7 @@ from trader.exchange import errors as E
 from trader.exchange.dms import DeadManSwitch
 from trader.exchange.feed import PollFeed, WsFeed
 from trader.exchange.keys import KeysError, check_permissions, load_keys
+from trader.exchange.numbers import BadExchangeData
 from trader.exchange.session import build_exchange
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ async def start_session(c: Connector) -> Any:
     try:
         ex = build_exchange(ex_id, url=xc.url, ws_url=xc.ws_url, api_key=key, api_secret=secret,
                             testnet=xc.testnet, pro=True, recv_window_ms=xc.recv_window,
-                            timeout_ms=int(xc.timeout * 1000))
+                            timeout_ms=int(xc.timeout * 1000), ban_board=c.limits.board)
     except ValueError as e:
         raise Refusal(f"exchange.id {xc.id!r}: {e}") from None
     c.wire(ex)
@@ -65,11 +66,15 @@ async def start_session(c: Connector) -> Any:
         _adopt(c)
     except E.Fatal:
         log.error("event=startup_fatal state=FATAL")  # halt already requested by the guard
+    except BadExchangeData as e:
+        # Not confirmed: trading waits for a reconcile that makes sense, and the account
+        # unconfirmed for exchange.max_unconfirmed since start-up is fatal.
+        log.error("event=startup_unconfirmed error=%r", str(e))
     feed = xc.feed
     if feed == "auto":
         feed = "ws" if ex.has.get("watchOrders") and ex.has.get("watchPositions") else "poll"
-    c.feed = (WsFeed(ex, g, c.tradable, c.sink) if feed == "ws"
-              else PollFeed(ex, g, c.tradable, c.sink, xc.poll_interval))
+    c.feed = (WsFeed(ex, g, c.tradable, c.boundary) if feed == "ws"
+              else PollFeed(ex, g, c.tradable, c.boundary, xc.poll_interval))
     c.dms = DeadManSwitch(ex, g, c.tradable, xc.dms_interval, xc.dms_timeout)
     return ex
 

@@ -5,12 +5,18 @@ Binance USDⓈ-M: ``POST /fapi/v1/countdownCancelAll {symbol, countdownTime(ms)}
 ``cancel_all_orders_after(timeout_ms)`` where the exchange supports it. It is refreshed every
 ``dms_interval`` only while the trader's ``alive`` is fresh: a hung trader stops the refresh and
 the exchange cancels its orders after ``dms_timeout`` (it does not close positions; the
-supervisor's kill switch does). On an orderly stop the refresh stops first, then it is disarmed
-(countdownTime = 0).
+supervisor's kill switch does).
+
+It is disarmed (countdownTime = 0) only when the supervisor says so (``dms.disarm``: after a
+verified flat at an orderly stop, and on ``resume``); refreshing then stays off until a trader
+is alive again. A connector that stops for any other reason (SIGTERM, supervisor lost) stops
+refreshing and leaves it armed: the exchange cancels every order when it runs out. Refresh and
+disarm are serialised, so a refresh in flight can never re-arm it after a disarm.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -33,6 +39,9 @@ class DeadManSwitch:
         self.next_at = 0.0  # monotonic
         self.mode = self._mode()
         self.stopped = False
+        self.disarmed_at: float | None = None  # monotonic; refresh resumes at the next alive
+        self.set_at = 0.0  # monotonic time of the last countdown sent
+        self._lock = asyncio.Lock()
 
     def _mode(self) -> str:
         if hasattr(self.ex, "fapiPrivatePostCountdownCancelAll") and self.ex.id.startswith("binance"):
@@ -44,14 +53,30 @@ class DeadManSwitch:
     def due(self) -> bool:
         return not self.stopped and self.mode != "none" and time.monotonic() >= self.next_at
 
+    def fires_in(self) -> float:
+        """Seconds until the exchange's countdown runs out (if nobody refreshes it)."""
+        return max(0.0, self.set_at + self.timeout_ms / 1000.0 - time.monotonic())
+
+    def trader_alive(self) -> None:
+        """A trader is alive: a countdown disarmed by the supervisor may be refreshed again."""
+        if self.disarmed_at is not None and time.monotonic() > self.disarmed_at:
+            self.disarmed_at = None
+            self.stopped = False
+            log.info("event=dms_refresh_resumed")
+
     async def refresh(self) -> None:
         self.next_at = time.monotonic() + self.interval
-        await self._set(self.timeout_ms)
+        async with self._lock:
+            if self.stopped:
+                return  # disarmed (or stopping) while this refresh waited
+            self.set_at = time.monotonic()
+            await self._set(self.timeout_ms)
 
     async def disarm(self) -> None:
         self.stopped = True  # no refresh may re-arm it after this
-        if self.armed:
-            await self._set(0)
+        self.disarmed_at = time.monotonic()
+        async with self._lock:
+            await self._set(0)  # even if not armed by us: a connector before us may have
 
     async def _set(self, ms: int) -> None:
         if self.mode == "countdown":

@@ -4,6 +4,8 @@ Inventory comes from the feed (orders, positions, balance); every ``reconcile_in
 after every feed reconnect the REST state is read and compared. A difference is logged, alerted
 and corrected from the exchange (REST wins). ``confirmed`` is the wall time of the last REST
 read that succeeded; unconfirmed for ``max_unconfirmed`` is fatal (checked by the service).
+Every row is converted strictly (``numbers.py``): a read carrying a NaN or infinite value
+raises ``BadExchangeData`` before anything is replaced, so it never confirms the account.
 """
 
 from __future__ import annotations
@@ -12,29 +14,30 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from trader.exchange import numbers as N
+
 OPEN = frozenset({"open", "new", "partially_filled"})
 EPS = 1e-9
 DONE_MEMORY = 10_000
 TERMINAL = frozenset({"closed", "canceled", "cancelled", "rejected", "expired", "filled"})
 
 
-def _f(v: Any, default: float = 0.0) -> float:
-    try:
-        return float(v) if v is not None else default
-    except (TypeError, ValueError):
-        return default
-
-
 def position_row(p: dict[str, Any]) -> dict[str, Any]:
-    """A ccxt unified position as the wire's Position (signed contracts)."""
+    """A ccxt unified position as the wire's Position (signed contracts). Raises
+    :class:`BadExchangeData` for a non-finite amount or price (NaN contracts are not "flat")."""
     info = p.get("info") or {}
+    where = f"position {p.get('symbol')}"
+    raw = N.amount(p.get("contracts"), "contracts", where)
     amt = info.get("positionAmt")
-    contracts = _f(amt) if amt is not None else _f(p.get("contracts")) * (
+    contracts = N.amount(amt, "contracts", where) if amt is not None else (raw or 0.0) * (
         -1.0 if p.get("side") == "short" else 1.0)
-    mark = _f(p.get("markPrice")) or _f(info.get("markPrice"))
-    entry = _f(p.get("entryPrice")) or _f(info.get("entryPrice"))
-    upnl = p.get("unrealizedPnl")
-    upnl = _f(upnl) if upnl is not None else (mark - entry) * contracts if mark else 0.0
+    mark = (N.price(p.get("markPrice"), "mark", where, zero_is_missing=True)
+            or N.price(info.get("markPrice"), "mark", where, zero_is_missing=True) or 0.0)
+    entry = (N.price(p.get("entryPrice"), "entry_price", where, zero_is_missing=True)
+             or N.price(info.get("entryPrice"), "entry_price", where, zero_is_missing=True) or 0.0)
+    upnl = N.number(p.get("unrealizedPnl"), "unrealized_pnl", where)
+    if upnl is None:
+        upnl = (mark - entry) * contracts if mark else 0.0
     return {
         "symbol": p["symbol"],
         "side": "long" if contracts > EPS else "short" if contracts < -EPS else "flat",
@@ -45,32 +48,44 @@ def position_row(p: dict[str, Any]) -> dict[str, Any]:
 
 def order_row(o: dict[str, Any]) -> dict[str, Any]:
     info = o.get("info") or {}
+    where = f"order {o.get('symbol')} {o.get('id')}"
+
+    def size(v: Any, name: str) -> float:
+        f = N.amount(v, name, where) or 0.0
+        if f < 0:
+            raise N.refuse(name, v, where)
+        return f
+
     return {
         "client_id": o.get("clientOrderId") or info.get("clientOrderId") or info.get("c") or "",
         "id": str(o.get("id") or ""), "symbol": o.get("symbol"), "side": o.get("side"),
-        "type": o.get("type"), "price": _f(o.get("price")) or None, "amount": _f(o.get("amount")),
-        "filled": _f(o.get("filled")), "status": o.get("status"),
-        "average": _f(o.get("average")) or None,
+        "type": o.get("type"),
+        "price": N.price(o.get("price"), "order_price", where, zero_is_missing=True),
+        "amount": size(o.get("amount"), "order_amount"),
+        "filled": size(o.get("filled"), "order_filled"), "status": o.get("status"),
+        "average": N.price(o.get("average"), "order_average", where, zero_is_missing=True),
         "reduce_only": bool(o.get("reduceOnly") or info.get("reduceOnly") or info.get("R")),
     }
 
 
 def balance_of(b: dict[str, Any], quote: str = "USDT") -> tuple[float | None, float | None]:
-    """(wallet balance, margin balance/equity) from a ccxt balance, None where not present."""
+    """(wallet balance, margin balance/equity) from a ccxt balance, None where not present;
+    a present value that is not finite raises :class:`BadExchangeData`."""
     info = b.get("info") or {}
-    total = (b.get("total") or {}).get(quote)
-    wallet = _f(info.get("totalWalletBalance")) if "totalWalletBalance" in info else (
-        _f(total) if total is not None else None)
-    equity = _f(info["totalMarginBalance"]) if "totalMarginBalance" in info else None
-    return wallet, equity
+    where = f"balance {quote}"
+    total = N.number((b.get("total") or {}).get(quote), "balance", where)
+    wallet = N.number(info.get("totalWalletBalance"), "balance", where)
+    equity = N.number(info.get("totalMarginBalance"), "equity", where)
+    return (wallet if wallet is not None else total), equity
 
 
 def margin_ratio_of(b: dict[str, Any]) -> float | None:
     """Maintenance margin / margin balance (Binance's "margin ratio": 1.0 is liquidation), or
     None where the exchange does not report both."""
     info = b.get("info") or {}
-    maint, bal = _f(info.get("totalMaintMargin")), _f(info.get("totalMarginBalance"))
-    if "totalMaintMargin" not in info or "totalMarginBalance" not in info or bal <= 0:
+    maint = N.number(info.get("totalMaintMargin"), "maint_margin", "balance")
+    bal = N.number(info.get("totalMarginBalance"), "equity", "balance")
+    if maint is None or bal is None or bal <= 0:
         return None
     return maint / bal
 
@@ -126,11 +141,11 @@ class Account:
 
     def apply_balance(self, b: dict[str, Any]) -> None:
         wallet, equity = balance_of(b)
+        ratio = margin_ratio_of(b)  # all checked before anything changes
         if wallet is not None:
             self.balance = wallet
         if equity is not None:
             self.equity_rest = equity
-        ratio = margin_ratio_of(b)
         if ratio is not None:
             self.margin_ratio = ratio
         self.version += 1
