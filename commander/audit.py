@@ -12,20 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from trader.journal import Journal
+from trader.metrics import METRICS
 
 log = logging.getLogger("flatguard")
 
 
 class Audit:
-    def __init__(self, journal_path: Path) -> None:
-        self.journal = Journal(journal_path)
+    def __init__(self, journal_path: Path, max_bytes: int | None = None,
+                 keep_days: float | None = None) -> None:
+        self.journal = Journal(journal_path, max_bytes=max_bytes, keep_days=keep_days)
 
     def record(self, channel: str, who: str, command: str, args: Any, result: str,
                ok: bool) -> None:
         try:
             self.journal.audit(channel, who, command, args, result, ok)
         except Exception as e:
-            log.error("event=audit_failed error=%s", type(e).__name__)
+            log.error("event=audit_failed error=%s: %s", type(e).__name__, e)
+            METRICS.inc("flatguard_journal_errors_total", process="commander")
         log.info("event=command channel=%s who=%s command=%s ok=%s result=%r",
                  channel, who, command[:40], ok, result[:80])
 

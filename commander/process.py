@@ -28,7 +28,7 @@ async def main() -> int:
     child = proc.make_child("commander")
     proc.install_signal_handlers(child.stop)
     cfg, paths = child.cfg, child.paths
-    audit = Audit(paths.journal)
+    audit = Audit(paths.journal, cfg.journal.max_bytes, cfg.journal.keep_days)
     peers = Peers(child.ctx, paths)
     ctx = Context(cfg=cfg, paths=paths, peers=peers, audit_log=audit,
                   confirmations=Confirmations(cfg.control.confirm_timeout),

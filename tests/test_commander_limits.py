@@ -1,4 +1,4 @@
-"""What keeps the commander from filling the disk: the recording size cap."""
+"""What keeps the commander from filling the disk: the recording size cap; a full journal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import msgpack
-import pytest
 import zmq
 import zmq.asyncio
 
@@ -80,5 +79,18 @@ def test_stop_while_recording_reports_the_size(tmp_path: Path) -> None:
     assert out["recording"] is False and out["bytes"] == 0 and "recording stopped" in str(out["message"])
 
 
-if __name__ == "__main__":
-    pytest.main([__file__])
+def test_a_full_journal_never_blocks_a_command_and_is_counted(tmp_path: Path) -> None:
+    from commander.audit import Audit
+    from trader import journal_space
+    from trader.metrics import METRICS
+
+    def errors() -> float:
+        return sum(v for n, lbl, v in METRICS.samples()
+                   if n == "flatguard_journal_errors_total" and ["process", "commander"] in lbl)
+
+    audit = Audit(tmp_path / "journal.db", max_bytes=1 << 20, keep_days=7.0)
+    journal_space.fill_to_cap(audit.journal.db)
+    before = errors()
+    audit.record("ctl", "me", "kill", [], "ok: kill switch started", True)  # does not raise
+    assert errors() == before + 1
+    audit.close()

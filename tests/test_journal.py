@@ -353,3 +353,13 @@ def test_prune_says_full_when_only_orders_and_fills_are_left(tmp_path: Path) -> 
         i += 1
     r = j.prune()
     assert r.full and r.total == 0 and j.count("fills") == i
+
+
+def test_query_only_makes_even_the_halt_write_fail(tmp_path: Path) -> None:
+    """For a test of "HALTED write failed, flatten anyway": the cap cannot fail the in-place
+    halt update, a read-only connection can (a real sqlite3.OperationalError as well)."""
+    j = Journal(tmp_path / "journal.db")
+    j.db.execute("PRAGMA query_only = ON")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        j.set_halt(HaltState(True, "kill", "command", 1.0, False))
+    assert j.journal_errors == 1 and not j.halt_state().halted
