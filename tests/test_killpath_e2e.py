@@ -144,3 +144,45 @@ def test_a_notifier_that_keeps_dying_is_restarted_forever_and_flagged(
     assert st.status()["processes"]["notifier"]["state"] != "failed"
     assert not st.status()["halted"]  # trading goes on
     assert st.stop() == 0
+
+
+def _fill_journal(path: str, max_bytes: int) -> None:
+    """Grow the journal to the stack's cap, then pad every table: from here on every INSERT of
+    every process fails inside SQLite with "database or disk is full" (a real full journal)."""
+    import sqlite3
+
+    from trader.journal_space import fill_to_cap
+
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        db.execute("PRAGMA busy_timeout = 30000")
+        page = int(db.execute("PRAGMA page_size").fetchone()[0])
+        db.execute(f"PRAGMA max_page_count = {max_bytes // page}")
+        try:
+            while True:
+                db.execute("INSERT INTO audit (ts, channel, who, command, args, result, ok) "
+                           "VALUES (0, 'ballast', 'ballast', 'ballast', ?, 'ballast', 1)",
+                           ("x" * (page // 2),))
+        except sqlite3.OperationalError as e:
+            assert "full" in str(e), e
+        fill_to_cap(db)
+    finally:
+        db.close()
+
+
+def test_a_full_journal_during_a_kill_still_flattens_and_alerts(
+        sim: Sim, stacks: list[Stack]) -> None:
+    max_bytes = 2 * 1024 * 1024
+    st = make_stack(sim, stacks, f"[journal]\nmax_bytes = {max_bytes}\n").start()
+    seed = {"symbol": "BTCUSDT", "amount": "0.01"}
+    sim.control("position", seed)
+    _fill_journal(str(st.paths.journal), max_bytes)
+    r = st.ctl("kill")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    wait_for(lambda: is_flat(sim.state()), 60, "the account flat despite the full journal")
+    wait_for(lambda: st.find("Kill switch: journal/IO failure"), 30,
+             "the journal failure said loudly")
+    assert st.find("database or disk is full"), st.output()
+    s = wait_for(lambda: (s := st.status())["halted"] and s, 30, "HALTED")
+    assert s["killswitch"]["io_errors"] >= 1
+    wait_for(lambda: st.find("Account flat (verified on the exchange)"), 30, "the flat alert")
