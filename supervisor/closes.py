@@ -15,7 +15,8 @@ matching error text:
   notional, -4014 tick): the exchange changed the symbol's filters since the markets were loaded.
   Reload them (the caller bounds it: once per round, a minimum interval apart) and retry with the
   new filters in the same round; without a reload the refusal fails the round as it is. A
-  remainder our filters call "below one lot step" reloads too: the step may have become finer.
+  remainder our filters call "below one lot step" reloads too (the step may have become finer);
+  if it stays below, the round fails REJECTED naming it (``BelowLotStep``: close it by hand).
 
 Every other failure propagates, classified, to the round.
 """
@@ -41,6 +42,10 @@ IOC_SLIPPAGE = 0.02  # through the mark, when the market publishes no PERCENT_PR
 BAND_USE = 0.9  # how much of the PERCENT_PRICE band an IOC close may use (mark moves meanwhile)
 
 Call = Callable[..., Awaitable[Any]]
+
+
+class BelowLotStep(ValueError):
+    """What is left of a position is smaller than any order the exchange accepts."""
 
 
 def contracts(p: dict[str, Any]) -> float:
@@ -92,9 +97,8 @@ class Closer:
                 if await self.reload():
                     max_q = self._max_market_qty(sym, size)
                     continue
-                log.error("kill path: %s %s %g is below the lot step and cannot be closed",
-                          sym, pos_side, left)
-                break
+                raise BelowLotStep(f"{sym} {pos_side} {left:g} is below the exchange's lot "
+                                   "step: no order can close it (close it by hand)")
             try:
                 await self._send(sym, side, qty, params)
             except E.Rejected as e:

@@ -39,7 +39,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from supervisor.closes import Closer, contracts
+from supervisor.closes import BelowLotStep, Closer, contracts
 from trader.exchange import errors as E
 
 log = logging.getLogger("flatguard")
@@ -54,9 +54,11 @@ RELOAD_INTERVAL = 30.0  # s between filter-triggered market reloads (a refusal t
 # algo-order endpoints in December 2025 (ccxt 4.5.90 with trigger=True: GET
 # /fapi/v1/openAlgoOrders, DELETE /fapi/v1/algoOpenOrders). A venue not listed has only regular
 # orders as far as the flatten can see; list it when ccxt keeps its conditional orders apart.
-# (binanceusdm/binancecoinm join once the simulator serves the algo endpoints: the kill path
-# proves the conditional read at start-up, so a venue listed here without them cannot start.)
-CONDITIONAL_ORDERS: dict[str, dict[str, Any]] = {}
+# The kill path proves the conditional read at start-up (``prove``), like the regular one.
+CONDITIONAL_ORDERS: dict[str, dict[str, Any]] = {
+    "binanceusdm": {"trigger": True},
+    "binancecoinm": {"trigger": True},
+}
 
 
 @dataclass
@@ -116,6 +118,8 @@ def _kind(e: Exception) -> str:
         return "banned"
     if isinstance(e, E.ExchangeCallError):
         return e.kind
+    if isinstance(e, BelowLotStep):
+        return "rejected"
     return "fatal"  # our own failure (unreadable data): unknown means fatal
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from supervisor.flatten import Flattener
 from tests.test_flatten_unit import SYMBOLS, closes, ctl, ctl_body, flattener, sim_positions
-from trader.sim.testing import SimHarness
+from trader.sim.testing import SimHarness, wait_until
 
 BTC, ETH = SYMBOLS
 
@@ -159,26 +160,84 @@ def test_a_ban_mid_round_stops_the_round(h, fault: dict[str, Any]) -> None:
     assert r2.flat and not r2.banned, r2
 
 
-def test_a_ban_refused_before_sending_stops_the_round(h) -> None:
-    """A shared ban board makes the session raise DDoSProtection without sending: the round
-    stops at the first call and counts nothing sent."""
-    import ccxt.async_support as ccxt
+async def _no_ban(board: Any) -> bool:
+    return board.banned_for() <= 0
 
+
+def test_a_ban_on_the_shared_board_is_not_sent_into(h) -> None:
+    """The IP is banned (418 + Retry-After). With the stack's ban board on the session, the
+    first round earns one 418 (recorded on the board); the next rounds send nothing at all --
+    the board refuses before sending -- and say banned; after the ban, a round goes flat."""
+    from trader.exchange.ban import BanBoard
+
+    board = BanBoard()
+    f = Flattener(h.exchange(pro=False, ban_board=board), SYMBOLS, 60000)
+    h.run(f.prepare())
+    ctl(h, "position", symbol="BTCUSDT", amount="0.5")
+    ctl(h, "ban", seconds=3, status=418, retry_after=True)
+    rounds = [h.run(f.round()) for _ in range(3)]  # refused rounds send nothing: instant
+    assert all(r.banned and not r.flat for r in rounds), rounds
+    assert [r.requests for r in rounds] == [1, 0, 0]
+    assert "not sent" in rounds[1].error
+    assert h.run(h.control.state())["ban"]["requests_during_ban"] == 1
+    h.run(wait_until(lambda: _no_ban(board), timeout=30))  # Retry-After: 3 s
+    assert h.run(f.round()).flat
+
+
+def test_close_refused_after_a_live_market_lot_size_change_succeeds_after_a_reload(h) -> None:
+    """The exchange lowers MARKET_LOT_SIZE maxQty from 2 to 1 while a 1.5 position is open
+    (``/_sim/filters``). Our filters say one order of 1.5: refused (-4005); the markets are
+    reloaded and the position closes as 1 + 0.5 in the same round."""
+    f = flattener(h)
+    ctl(h, "position", symbol="BTCUSDT", amount="1.5")
+    ctl(h, "filters", symbol="BTCUSDT", marketMaxQty="1")
+    r = h.run(f.round())
+    assert r.flat and r.markets_reloaded and not r.error, r
+    sent = closes(h)
+    assert [(e["quantity"], e["code"]) for e in sent if not e["accepted"]] == [("1.5", -4005)]
+    assert [e["quantity"] for e in sent if e["accepted"]] == ["1", "0.5"]
+    assert not sim_positions(h)
+
+
+def test_close_refused_after_a_live_step_size_change_is_retried_with_the_new_step(h) -> None:
+    """The step grows from 0.001 to 0.01 under a 2.125 position. The close sized by our filters
+    (2 then 0.125) meets -1111 on 0.125; after the reload it is retried on the new step (0.12)
+    in the same round. The 0.005 left is below any order the exchange now accepts: the round
+    says so (not flat, "below the lot step"), it does not pretend."""
+    f = flattener(h)
+    ctl(h, "position", symbol="BTCUSDT", amount="2.125")
+    ctl(h, "filters", symbol="BTCUSDT", stepSize="0.01", minQty="0.01")
+    r = h.run(f.round())
+    assert r.markets_reloaded, r
+    sent = closes(h)
+    assert [(e["quantity"], e["code"]) for e in sent if not e["accepted"]] == [("0.125", -1111)]
+    assert [e["quantity"] for e in sent if e["accepted"]] == ["2", "0.12"]
+    assert not r.flat and r.positions == ["BTC/USDT:USDT long 0.005"], r
+    assert r.failure == "rejected" and "below the exchange's lot step" in r.error, r
+
+
+def test_an_ip_ban_costs_the_round_one_request(h) -> None:
+    """The exchange bans the IP (418 + Retry-After) before the round: the first request is
+    answered 418 and nothing else is sent in that round."""
     f = flattener(h)
     ctl(h, "position", symbol="BTCUSDT", amount="0.5")
-    real = f.ex.fetch
-    refused: list[str] = []
-
-    async def banned_fetch(url: str, method: str = "GET", headers: Any = None,
-                           body: Any = None) -> Any:
-        refused.append(f"{method} {url}")
-        raise ccxt.DDoSProtection("binanceusdm banned for 100 s (ban board): not sent")
-
-    f.ex.fetch = banned_fetch
-    before = received(h)
+    ctl(h, "ban", seconds=60, status=418, retry_after=True)
     r = h.run(f.round())
-    assert not r.flat and r.banned and r.requests == 0 and len(refused) == 1, (r, refused)
-    assert "banned for 100 s" in r.error
-    assert not delta(before, received(h))
-    f.ex.fetch = real
+    assert not r.flat and r.banned and r.requests == 1, r
+    assert "HTTP 418" in r.error
+    assert h.run(h.control.state())["ban"]["requests_during_ban"] == 1
+    ctl(h, "clear")
+    assert h.run(f.round()).flat
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_non_finite_position_size_never_looks_flat(h, value: str) -> None:
+    """ccxt raises on a non-finite positionAmt/entryPrice: the read is FATAL (unknown), the
+    round is not flat; once the exchange answers sanely the next round closes."""
+    f = flattener(h)
+    ctl(h, "position", symbol="BTCUSDT", amount="0.5")
+    ctl(h, "garbage", field="position", value=value, count=1)
+    r = h.run(f.round())
+    assert not r.flat and r.failure == "fatal" and "fetch_positions" in r.error, r
+    assert sim_positions(h)
     assert h.run(f.round()).flat
