@@ -31,7 +31,8 @@ class Boundary:
         self.on_bad = on_bad
         self.tainted_at = 0.0  # wall time of the last event dropped for a bad number
 
-    def _bad(self, e: N.BadExchangeData) -> None:
+    def bad(self, e: N.BadExchangeData) -> None:
+        """An event was lost to a bad number (here, in ccxt's parser, or a REST snapshot)."""
         self.tainted_at = time.time()
         self.on_bad(e)
 
@@ -54,7 +55,7 @@ class Boundary:
         try:
             fn(event)
         except N.BadExchangeData as e:
-            self._bad(e)
+            self.bad(e)
 
     def on_order(self, o: dict[str, Any]) -> None:
         self._guarded(self.sink.on_order, o)
@@ -69,7 +70,7 @@ class Boundary:
         try:
             N.fill(t)
         except N.BadExchangeData as e:
-            self._bad(e)  # the REST catch-up brings it back once the exchange makes sense
+            self.bad(e)  # the REST catch-up brings it back once the exchange makes sense
             return
         self.sink.on_trade(t)
 

@@ -29,6 +29,7 @@ from typing import Any
 from trader.connector.fence import Fence, Fenced
 from trader.exchange import errors as E
 from trader.exchange.calls import BACKOFF_CAP, Guard
+from trader.exchange.numbers import BadExchangeData
 from trader.journal import Journal
 
 log = logging.getLogger("flatguard.connector")
@@ -176,7 +177,10 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
                 continue
             if c.outcome != "lookup":  # refused before processing (rate limit, ban, -1015)
                 raise not_placed(c.describe()) from t
-            o = await _resolve(guard, ex, journal, cid, sym, fence, recv_window_ms, c)
+            o = await _resolve(guard, ex, journal, cid, sym, fence, recv_window_ms, c.describe())
+            break
+        except BadExchangeData as b:  # answered, but unreadable: placed or not, look it up
+            o = await _resolve(guard, ex, journal, cid, sym, fence, recv_window_ms, str(b))
             break
         except E.Fatal as f:
             journal.update_order(cid, "error", error=f.classification.describe())
@@ -187,16 +191,16 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
 
 
 async def _resolve(guard: Guard, ex: Any, journal: Journal, cid: str, sym: str, fence: Fence,
-                   recv_window_ms: int, c: E.Classification) -> dict[str, Any]:
+                   recv_window_ms: int, why: str) -> dict[str, Any]:
     """The outcome of a create is unknown: find it, or prove it can no longer land."""
     failed_at = time.monotonic()  # later than the request's signed timestamp
-    journal.update_order(cid, "unknown", error=c.describe())
+    journal.update_order(cid, "unknown", error=why)
     answered, found = await lookup_once(guard, ex, sym, cid)
     if found is not None:
         return found
     bound = failed_at + recv_window_ms / 1000.0 + LOOKUP_MARGIN_S
     log.warning("event=create_outcome_unknown client_id=%s answered=%s wait_s=%.1f error=%r",
-                cid, answered, bound - time.monotonic(), c.describe())
+                cid, answered, bound - time.monotonic(), why)
     what = f"order {cid}: outcome unknown (may still land until its recvWindow ends)"
     await fence.sleep(bound - time.monotonic(), what)
     found = await lookup(guard, ex, sym, cid, fence, what)
@@ -204,6 +208,6 @@ async def _resolve(guard: Guard, ex: Any, journal: Journal, cid: str, sym: str, 
         log.info("event=create_resolved client_id=%s found=true", cid)
         return found
     log.warning("event=create_resolved client_id=%s found=false action=not_resent", cid)
-    journal.update_order(cid, "rejected", error=f"not placed: {c.describe()}")
-    raise NotPlaced(f"order {cid} not placed: its reply was lost ({c.describe()}) and the "
+    journal.update_order(cid, "rejected", error=f"not placed: {why}")
+    raise NotPlaced(f"order {cid} not placed: its reply was lost ({why}) and the "
                     "exchange does not have it after its recvWindow; not re-sent")

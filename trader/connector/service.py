@@ -277,6 +277,13 @@ class Connector:
     # --- reconcile --------------------------------------------------------------------------
 
     async def reconcile(self, why: str, *, adopt: bool = False) -> list[str]:
+        try:
+            return await self._reconcile(why, adopt)
+        except BadExchangeData as e:
+            self.on_bad_number(e)  # not confirmed: exchange.max_unconfirmed decides
+            raise
+
+    async def _reconcile(self, why: str, adopt: bool) -> list[str]:
         assert self.guard is not None
         g, ex = self.guard, self.ex
         async with self._reconcile_lock:
@@ -291,11 +298,7 @@ class Connector:
                     for sym in self.tradable:
                         ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym)
                 bal = await g.call("fetch_balance", ex.fetch_balance)
-                try:
-                    rest = rest_state(pos, ords, bal, read_at=t0)
-                except BadExchangeData as e:
-                    self.on_bad_number(e)  # not confirmed: max_unconfirmed decides
-                    raise
+                rest = rest_state(pos, ords, bal, read_at=t0)  # checks every number
                 diffs = [] if adopt else self.account.differences(rest)
                 if not diffs or self.account.version == v0 or attempt == 1:
                     break  # a feed event during the read may explain a diff: read again once

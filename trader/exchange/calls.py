@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trader.exchange import errors as E
+from trader.exchange import numbers as N
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
 from trader.metrics import METRICS
@@ -140,6 +141,11 @@ class Guard:
         except (asyncio.CancelledError, E.NotSent):
             raise
         except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
+            if isinstance(e, ValueError | ArithmeticError) and seen.status is not None \
+                    and 200 <= seen.status < 300:
+                # ccxt could not parse an answer ("NaN" where its Precise wants a number):
+                # bad data, not a broken call (numbers.py says what happens to it).
+                raise N.refuse("unparseable", str(e)[:80], f"{call} {seen.endpoint}") from e
             # A watch's own failure is on its socket: REST calls ccxt makes inside it (a
             # listen key, a position snapshot) must not lend it their endpoint or status.
             rest = not call.startswith("watch_")

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from ccxt.base.errors import NetworkError
 
 from trader.exchange import errors as E
+from trader.exchange import numbers as N
 from trader.exchange.calls import BACKOFF_CAP, Guard
 
 log = logging.getLogger("flatguard.feed")
@@ -91,7 +92,14 @@ class WsFeed:
                 log.warning("event=listen_key_expired action=restart_user_stream")
                 self.request_restart("listenKeyExpired")
                 return None
-            return orig(client, message)
+            try:
+                return orig(client, message)
+            except (ValueError, ArithmeticError) as e:
+                # ccxt's parser choked on a "NaN" (e.g. ACCOUNT_UPDATE positionAmt). Raised
+                # here it would end ccxt's receive loop and leave an open, silent socket.
+                kind = body.get("e") if isinstance(body, dict) else None
+                self._bad(N.refuse("unparseable", str(e)[:80], f"stream event {kind}"))
+                return None
 
         self.ex.handle_message = handle
 
@@ -135,11 +143,21 @@ class WsFeed:
                 continue
             except E.ExchangeCallError:
                 return  # fatal (reported by the guard) or rejected: this loop is done
+            except N.BadExchangeData as e:  # a REST snapshot inside the watch made no sense
+                self._bad(e)
+                await asyncio.sleep(min(BACKOFF_CAP, 0.05 * 2 ** self.streak.get(key, 0)))
+                self.streak[key] = self.streak.get(key, 0) + 1
+                continue
             self._settle(key, name)
             try:
                 handle(result)
             except Exception:  # noqa: BLE001 - a bad event must not end the feed
                 log.exception("event=feed_handler_error call=%s", name)
+
+    def _bad(self, e: N.BadExchangeData) -> None:
+        bad = getattr(self.sink, "bad", None)  # the connector's Boundary taints the feed
+        if bad is not None:
+            bad(e)
 
     async def _watch(self, key: str, name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         """One watch. A watch that stays pending for ``SETTLED`` s has subscribed (an account
@@ -274,9 +292,12 @@ class PollFeed:
                 if not self.is_connected:
                     self.is_connected = True
                     self.sink.connected(True)
-            except E.Transient:
+            except (E.Transient, N.BadExchangeData) as e:
                 self.is_connected = False
                 self.sink.connected(False)
+                bad = getattr(self.sink, "bad", None)
+                if isinstance(e, N.BadExchangeData) and bad is not None:
+                    bad(e)
             except E.ExchangeCallError:
                 return
             await asyncio.sleep(self.interval)

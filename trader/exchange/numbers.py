@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from trader.metrics import METRICS
@@ -36,15 +37,27 @@ class BadExchangeData(ValueError):
         self.where = where
 
 
+LOG_EVERY = 10.0  # s: a NaN mark stream must not flood the log (the counter counts them all)
+_logged: dict[str, tuple[float, int]] = {}  # field -> (last logged, refused since)
+
+
 def refuse(field: str, value: Any, where: str) -> BadExchangeData:
     METRICS.inc("flatguard_exchange_bad_numbers_total", field=field)
-    log.error("event=bad_exchange_number field=%s value=%r where=%s", field, value, where)
+    last, since = _logged.get(field, (float("-inf"), 0))
+    now = time.monotonic()
+    if now - last >= LOG_EVERY:
+        log.error("event=bad_exchange_number field=%s value=%r where=%s also_refused=%d",
+                  field, value, where, since)
+        _logged[field] = (now, 0)
+    else:
+        _logged[field] = (last, since + 1)
     return BadExchangeData(field, value, where)
 
 
 def number(v: Any, field: str, where: str) -> float | None:
-    """A finite float, or None when missing; anything else is refused."""
-    if v is None or v == "":
+    """A finite float, or None when missing; anything else is refused (an empty string too:
+    a field the exchange sent empty is not a field it left out)."""
+    if v is None:
         return None
     if isinstance(v, bool):
         raise refuse(field, v, where)
