@@ -341,8 +341,11 @@ class KillSwitch:
 
 
 def _failure_kind(r: RoundResult) -> str:
-    """What makes two failed rounds "the same" for alerting: the error class, or still open.
+    """What makes two failed rounds "the same" for alerting: the flattener's failure kind (banned,
+    fatal, transient, rejected) with the error class, or still open.
 
     Error texts carry URLs with timestamps and signatures, so they never repeat exactly.
     """
-    return r.error.split(":", 1)[0] if r.error else "still open"
+    if not r.error:
+        return "still open"
+    return f"{getattr(r, 'failure', '')}:{r.error.split(':', 1)[0]}"
