@@ -5,6 +5,11 @@ classified fatal (see ``trader/exchange/errors.py``): a halt was requested from 
 a person was alerted, new orders are refused with kind ``fatal``, and ``account``/``status``
 are still served. Start-up refusals (bad keys, hedge mode, unsafe keys) exit non-zero with a
 clear message before anything is traded.
+
+The kill path's hold on this process (``ops.py``): ``fence`` stops every create for the trader
+(``fence.py``), ``dms.disarm`` is the only thing that disarms the exchange's countdown (a
+SIGTERM or a lost supervisor leaves it armed). Bans are shared with every process through the
+run directory's ban board; the connector never uses the kill path's weight reserve.
 """
 
 from __future__ import annotations

@@ -22,8 +22,10 @@ Recovery policy per kind:
 
 * TRANSIENT: retry with capped exponential backoff within the budget (``exchange.retry_budget``
   consecutive failures and ``exchange.retry_window`` seconds without success, per call). A
-  transient error that outlives its budget becomes FATAL. A ``create_order`` whose outcome is
-  unknown (timeout, 5xx, -1007) is resolved by looking its client order id up before any retry.
+  transient error that outlives its budget becomes FATAL. A ``create_order`` is never retried:
+  one whose outcome is unknown (timeout, 5xx, -1007) is looked up by client order id, after its
+  recvWindow has run out if not found at once, and reported not placed if the exchange does
+  not have it (``connector/orders.py``); one refused unprocessed is reported not placed.
 * REJECTED: this order (or this symbol's set-up) is refused; trading continues. On a cancel,
   "unknown order" means it is already gone: success. On a lookup it means "never placed".
 * FATAL: stop trading, ask the supervisor to halt (kill switch: flatten), alert a person naming
@@ -69,6 +71,11 @@ class RateLimitExceeded, DDoSProtection, RequestTimeout, OnMaintenance,
 anything else (ExchangeError, OperationFailed, unknown exceptions)            fatal
 transient beyond retry_budget / retry_window on the same call                 fatal
 =========  ============================  =========  ==========================================
+
+Not classified at all: a request our side refused to send (:class:`NotSent`: fenced, banned,
+over the weight share), and an answer ccxt could not parse (a ``ValueError`` after a 2xx, e.g.
+``"NaN"`` where its Precise wants a number), which is bad data (``numbers.py``), not a failed
+call. A request to a host on the ban board fails unsent as ``DDoSProtection`` (transient).
 """
 
 from __future__ import annotations
