@@ -1,8 +1,10 @@
 """Binance request authentication: API key header, HMAC-SHA256 signature, timing window.
 
 Binance signs ``totalParams`` = the raw query string concatenated with the raw request body
-(no separator), minus the ``signature`` parameter itself. The timing rule is Binance's:
-accept when ``timestamp < serverTime + 1000`` and ``serverTime - timestamp <= recvWindow``.
+(no separator), minus the ``signature`` parameter itself, over the bytes exactly as sent:
+percent-encoding included (``x%3A1%2F2``, not ``x:1/2``), so a client must sign what it sends
+(Binance's 2025-12-26 notice: payloads signed before percent-encoding get -1022). The timing
+rule is Binance's: accept when ``timestamp < serverTime + 1000`` and ``serverTime - timestamp <= recvWindow``.
 For new orders the matching engine checks the window again when it processes the order
 (:func:`check_window` after any in-flight delay): an order that waited inside the exchange past
 its ``timestamp + recvWindow`` is refused with -1021 instead of landing late.
@@ -76,7 +78,7 @@ def check_signed(headers: Mapping[str, str], raw_query: str, raw_body: str,
     query, sig_q = _strip_signature(raw_query)
     body, sig_b = _strip_signature(raw_body)
     given = sig_q or sig_b or ""
-    expected = hmac.new(creds.api_secret.encode(), (query + body).encode(),
-                        hashlib.sha256).hexdigest()
+    signed = (query + body).encode("utf-8", "surrogateescape")  # the bytes as received
+    expected = hmac.new(creds.api_secret.encode(), signed, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(given.lower(), expected):
         raise BinanceError(-1022)

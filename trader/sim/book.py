@@ -26,6 +26,7 @@ from trader.sim.records import (  # noqa: F401  (re-exported: the records' old h
     FINAL_STATES,
     AccountListener,
     D,
+    Income,
     Order,
     OrderRequest,
     Position,
@@ -57,6 +58,8 @@ class Account:
     filters: dict[str, Instrument] = field(default_factory=dict)  # live filter changes
     order_ids: IdSequence = field(default_factory=IdSequence)
     trade_ids: PerSymbolIds = field(default_factory=PerSymbolIds)
+    income: list[Income] = field(default_factory=list)
+    income_ids: IdSequence = field(default_factory=IdSequence)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -194,6 +197,38 @@ class Account:
             self._finish(order, "CANCELED")
         return orders
 
+    def modify(self, symbol: str, order_id: int | None, client_id: str | None, side: str,
+               quantity: Decimal, price: Decimal) -> Order:
+        """``PUT /fapi/v1/order``: new price and quantity for an open LIMIT order. A change the
+        filters refuse leaves the order as it was; a quantity at or below what has filled, or a
+        GTX price that would cross, cancels it; a crossing price fills as taker at once."""
+        order = self.find_order(instrument(symbol).symbol, order_id, client_id, code=-2013)
+        if not order.is_open:
+            raise BinanceError(-2013)
+        if side != order.side:
+            raise BinanceError(-1102, "Mandatory parameter 'side' was not sent, was "
+                                      "empty/null, or malformed.")
+        if quantity == order.qty and price == order.price:
+            raise BinanceError(-5027)
+        self._check_filters(self.instrument(order.symbol), OrderRequest(
+            order.symbol, order.side, "LIMIT", quantity, price, order.time_in_force,
+            order.reduce_only, order.position_side))
+        if quantity <= order.executed:
+            self._finish(order, "CANCELED")
+            return order
+        quote = self.feed.quotes[order.symbol]
+        touch = quote.ask if order.side == "BUY" else quote.bid
+        crosses = price >= touch if order.side == "BUY" else price <= touch
+        if crosses and order.time_in_force == "GTX":
+            self._finish(order, "EXPIRED")
+            return order
+        order.qty, order.price = quantity, price
+        order.update_time = self.clock.now_ms()
+        self._notify_order(order, None, "AMENDMENT")
+        if crosses:
+            self._fill(order, touch, maker=False, limit=self.liquidity.get(order.symbol))
+        return order
+
     def on_prices(self, symbols: Iterable[str]) -> None:
         """Fill resting limit orders the new quotes cross, as maker at the limit price."""
         wanted = set(symbols)
@@ -228,6 +263,10 @@ class Account:
         wanted = "isolated" if wanted == "isolated" else "cross"
         if self.margin_type.get(sym, "cross") == wanted:
             raise BinanceError(-4046)
+        if self.open_orders(sym):
+            raise BinanceError(-4047)
+        if any(p.amt for p in self.positions.values() if p.symbol == sym):
+            raise BinanceError(-4048)
         self.margin_type[sym] = wanted
 
     def set_dual_side(self, dual: bool) -> None:
@@ -343,6 +382,10 @@ class Account:
         trade = Trade(self.trade_ids.next(order.symbol), order.order_id, order.symbol,
                       order.side, order.position_side, price, qty, fee, realized, maker, now)
         self.trades.append(trade)
+        for kind, amount in (("REALIZED_PNL", realized), ("COMMISSION", -fee)):
+            if amount:
+                self.income.append(Income(self.income_ids.next(), order.symbol, kind, amount,
+                                          now, trade.trade_id))
         self.feed.record_trade(order.symbol, qty, price)
         self._notify_account("ORDER", [pos])
         self._notify_order(order, trade, "TRADE")

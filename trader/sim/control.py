@@ -65,7 +65,7 @@ from trader.sim.errors import BinanceError
 from trader.sim.faults import Failure
 from trader.sim.market import FILTER_KEYS, instrument
 from trader.sim.params import Params, order_request
-from trader.sim.state import STATE_KEY, SimState, log
+from trader.sim.state import STATE_KEY, SimState
 
 Body = dict[str, Any]
 Action = Callable[[SimState, Body], Awaitable[object]]
@@ -120,6 +120,8 @@ def state_view(s: SimState) -> dict[str, object]:
         "filters": {sym: i.info()["filters"] for sym, i in acct.filters.items()},
         "in_flight": list(s.in_flight.values()),
         "flat_since_ns": s.flat_since_ns,
+        "bugs": s.bugs,
+        "order_counts": {"10s": s.meter.orders_10s, "1m": s.meter.orders},
     }
 
 
@@ -272,6 +274,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except (BadControlRequest, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
         return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=400)
     except Exception as exc:  # a simulator bug: a JSON answer, never a traceback
-        log.exception("sim control action failed action=%s", request.match_info["action"])
+        request.app[STATE_KEY].bug(f"control action {request.match_info['action']}")
         return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
     return web.json_response(result)

@@ -19,6 +19,8 @@ MESSAGES: dict[int, str] = {
     -1013: "Filter failure: LOT_SIZE",
     -1021: "Timestamp for this request is outside of the recvWindow.",
     -1022: "Signature for this request is not valid.",
+    -1015: "Too many new orders; current limit is 1200 orders per 1 MINUTE.",
+    -1100: "Illegal characters found in a parameter.",
     -1102: "A mandatory parameter was not sent, was empty/null, or malformed.",
     -1106: "A parameter was sent when not required.",
     -1111: "Precision is over the maximum defined for this asset.",
@@ -27,7 +29,11 @@ MESSAGES: dict[int, str] = {
     -1117: "Invalid side.",
     -1121: "Invalid symbol.",
     -1125: "This listenKey does not exist.",
+    -1120: "Invalid interval.",
+    -1127: "Lookup interval is too big.",
+    -1130: "Invalid data sent for a parameter.",
     -1131: "recvWindow must be less than 60000",
+    -1136: "Invalid newOrderRespType",
     -2011: "Unknown order sent.",
     -2013: "Order does not exist.",
     -2014: "API-key format invalid.",
@@ -40,6 +46,8 @@ MESSAGES: dict[int, str] = {
     -4023: "Quantity not increased by step size.",
     -4028: "Leverage is not valid.",
     -4046: "No need to change margin type.",
+    -4047: "Margin type cannot be changed if there exists open orders.",
+    -4048: "Margin type cannot be changed if there exists position.",
     -4059: "No need to change position side.",
     -4061: "Order's position side does not match user's setting.",
     -4067: "Position side cannot be changed if there exists open orders.",
@@ -49,6 +57,7 @@ MESSAGES: dict[int, str] = {
     "endpoints instead.",
     -4131: "The counterparty's best price does not meet the PERCENT_PRICE filter limit.",
     -4164: "Order's notional must be no smaller than 5 (unless you choose reduce only).",
+    -5027: "No need to modify the order.",
     -5022: "Due to the order could not be executed as maker, the Post Only order will be "
     "rejected. The order will not be recorded in the order's history",
 }
@@ -56,6 +65,7 @@ MESSAGES: dict[int, str] = {
 # HTTP status per code; everything else is 400 like Binance.
 _STATUS: dict[int, int] = {
     -1003: 429,
+    -1015: 429,
     -1001: 503,
     -1007: 503,
     -2014: 401,

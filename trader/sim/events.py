@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
+from trader.sim.candles import Candles
 from trader.sim.market import INSTRUMENTS, Quote
-from trader.sim.shapes import Json, book_ticker, premium_index, ticker_24hr
+from trader.sim.shapes import Json, book_ticker, depth, premium_index, ticker_24hr
 
 
 def mark_price(q: Quote, now: int) -> Json:
@@ -38,6 +39,39 @@ def mini_ticker(q: Quote, now: int) -> Json:
 # kind -> builder, for "<symbol>@<kind>" streams
 MARKET_KINDS = {"markPrice": mark_price, "bookTicker": book, "ticker": ticker,
                 "miniTicker": mini_ticker}
+
+
+def partial_depth(q: Quote, levels: int, now: int) -> Json:
+    """``<symbol>@depth<levels>[@speed]``: the top ``levels`` of the book, every update."""
+    d = depth(q, levels, now)
+    return {"e": "depthUpdate", "E": now, "T": q.time_ms, "s": q.inst.symbol,
+            "U": q.update_id, "u": q.update_id, "pu": q.update_id - 1,
+            "b": d["bids"], "a": d["asks"]}
+
+
+def kline(candles: Candles, q: Quote, interval: str, now: int) -> Json | None:
+    """``<symbol>@kline_<interval>``: the open bar (``x`` false until it closes)."""
+    current = candles.current(q.inst.symbol, interval, now)
+    if current is None:
+        return None
+    open_ms, close_ms, bar = current
+    inst = q.inst
+    return {"e": "kline", "E": now, "s": inst.symbol, "k": {
+        "t": open_ms, "T": close_ms, "s": inst.symbol, "i": interval,
+        "f": bar.first_trade, "L": bar.last_trade, "o": inst.fmt_price(bar.open),
+        "c": inst.fmt_price(bar.close), "h": inst.fmt_price(bar.high),
+        "l": inst.fmt_price(bar.low), "v": inst.fmt_qty(bar.volume), "n": bar.trades,
+        "x": False, "q": f"{bar.quote_volume:.5f}", "V": inst.fmt_qty(bar.taker_buy),
+        "Q": f"{bar.taker_buy_quote:.5f}", "B": "0"}}
+
+
+def agg_trade(t: Trade, now: int) -> Json:
+    """``<symbol>@aggTrade``: one per fill (the sim's only trades are the account's)."""
+    inst = INSTRUMENTS[t.symbol]
+    qty = inst.fmt_qty(t.qty)
+    return {"e": "aggTrade", "E": now, "s": t.symbol, "a": t.trade_id,
+            "p": inst.fmt_price(t.price), "q": qty, "nq": qty, "f": t.trade_id,
+            "l": t.trade_id, "T": t.time, "m": (t.side == "BUY") == t.maker}
 
 
 def order_trade_update(acct: Account, o: Order, t: Trade | None, exec_type: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -9,6 +10,10 @@ from trader.sim.book import OrderRequest
 from trader.sim.errors import BinanceError, mandatory, not_required
 
 _MALFORMED = "Mandatory parameter '{}' was not sent, was empty/null, or malformed."
+# Binance's rule for client order ids (newClientOrderId, origClientOrderId).
+CLIENT_ID_RULE = r"^[\.A-Z\:/a-z0-9_-]{1,36}$"
+_CLIENT_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+RESP_TYPES = ("ACK", "RESULT")
 
 
 class Params:
@@ -54,9 +59,24 @@ class Params:
             raise BinanceError(-1102, _MALFORMED.format(name))
         return value == "true"
 
+    def client_id(self, name: str) -> str | None:
+        """A client order id, checked against Binance's rule (-1100 names the rule)."""
+        value = self.text(name)
+        if value is not None and not _CLIENT_ID.fullmatch(value):
+            raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal "
+                                      f"range is '{CLIENT_ID_RULE}'.")
+        return value
+
+    def resp_type(self) -> str:
+        """``newOrderRespType``: ACK (USDⓈ-M's default for every order type) or RESULT."""
+        value = self.text("newOrderRespType") or "ACK"
+        if value not in RESP_TYPES:
+            raise BinanceError(-1136)
+        return value
+
     def order_ref(self) -> tuple[int | None, str | None]:
         order_id = self.integer("orderId")
-        client_id = self.text("origClientOrderId")
+        client_id = self.client_id("origClientOrderId")
         if order_id is None and client_id is None:
             raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, "
                                       "but both were empty/null!")
@@ -100,5 +120,6 @@ def order_request(p: Params) -> OrderRequest:
     return OrderRequest(
         symbol=symbol, side=side, type=order_type, quantity=quantity, price=price,
         time_in_force=tif, reduce_only=p.flag("reduceOnly"),
-        position_side=p.text("positionSide"), client_order_id=p.text("newClientOrderId"),
+        position_side=p.text("positionSide"),
+        client_order_id=p.client_id("newClientOrderId"),
     )

@@ -21,18 +21,17 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from trader.sim import algo_rest, rest
+from trader.sim import algo_rest, batch, history, rest
 from trader.sim.auth import check_api_key, check_signed, check_window
 from trader.sim.errors import BinanceError
 from trader.sim.params import Params
-from trader.sim.state import STATE_KEY, SimState, log
+from trader.sim.state import STATE_KEY, SimState
 
-ROUTES: dict[tuple[str, str], rest.Route] = rest.ROUTES | algo_rest.ROUTES
-# New orders: counted in X-MBX-ORDER-COUNT-1M and re-checked against recvWindow when processed.
-NEW_ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/algoOrder"})
+ROUTES: dict[tuple[str, str], rest.Route] = (rest.ROUTES | algo_rest.ROUTES | batch.ROUTES
+                                             | history.ROUTES)
 # Order-changing requests kept in /_sim/orders.
 ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/allOpenOrders", "/fapi/v1/algoOrder",
-                         "/fapi/v1/algoOpenOrders"})
+                         "/fapi/v1/algoOpenOrders", "/fapi/v1/batchOrders"})
 _LOGGED = ("symbol", "side", "type", "quantity", "price", "timeInForce", "reduceOnly",
            "positionSide", "orderId", "algoType", "triggerPrice", "workingType",
            "closePosition", "algoId", "recvWindow", "timestamp")
@@ -49,8 +48,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     s: SimState = request.app[STATE_KEY]
     try:
         response = await _dispatch(request, s, recv_ns)
-    except Exception:  # a simulator bug: answer like Binance's backend, log the traceback
-        log.exception("sim request failed method=%s path=%s", request.method, request.path)
+    except Exception:  # a simulator bug: answer like Binance's backend, log and count it
+        s.bug(f"{request.method} {request.path}")
         response = _json(500, BinanceError(-1000).body(), {})
     s.note_flat()
     return response
@@ -69,16 +68,25 @@ async def _dispatch(request: web.Request, s: SimState, recv_ns: int) -> web.Stre
     if route is None:
         return web.Response(status=404)
 
-    raw_query = request.query_string
-    raw_body = (await request.text()) if request.can_read_body else ""
+    # The signature covers the bytes as sent: the raw (still percent-encoded) query string,
+    # not aiohttp's decoded one, and the raw body.
+    raw_query = request.raw_path.partition("?")[2]
+    raw_body = (await request.read()).decode("utf-8", "surrogateescape") \
+        if request.can_read_body else ""
     # Binance: a parameter sent in both the query string and the body is taken from the query.
     params = Params(dict(parse_qsl(raw_body, keep_blank_values=True))
                     | dict(parse_qsl(raw_query, keep_blank_values=True)))
-    weight = route.weight(params) if callable(route.weight) else route.weight
-    is_order = method == "POST" and path in NEW_ORDER_PATHS
-    within = s.meter.add(weight, order=is_order)
+    try:
+        weight = route.weight(params) if callable(route.weight) else route.weight
+    except BinanceError:
+        weight = 1  # a malformed limit: the handler refuses it with Binance's error
+    orders_10s, orders_1m = batch.order_counts(method, path)
+    is_order = orders_1m > 0  # new or modified orders: re-checked against recvWindow too
+    within = s.meter.add(weight)
+    too_many = s.meter.add_orders(orders_10s, orders_1m) if is_order else None
     headers = {"X-MBX-USED-WEIGHT-1M": str(s.meter.used)}
     if is_order:
+        headers["X-MBX-ORDER-COUNT-10S"] = str(s.meter.orders_10s)
         headers["X-MBX-ORDER-COUNT-1M"] = str(s.meter.orders)
     entry = _log_entry(s, method, path, params, recv_ns) if path in ORDER_PATHS \
         and method != "GET" else None
@@ -86,6 +94,9 @@ async def _dispatch(request: web.Request, s: SimState, recv_ns: int) -> web.Stre
         err = BinanceError(-1003)
         return _finish(entry, _json(429, err.body(), headers | {
             "Retry-After": str(s.meter.retry_after_s())}), err.code)
+    if too_many is not None:
+        err = BinanceError(-1015, too_many)
+        return _finish(entry, _json(err.status, err.body(), headers), err.code)
     failure = s.faults.take(method, path, after=False)
     if failure is not None:
         return _finish(entry, failure.response(), failure.code)

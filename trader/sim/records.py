@@ -75,6 +75,18 @@ class Trade:
 
 
 @dataclass
+class Income:
+    """A row of ``GET /fapi/v1/income`` (REALIZED_PNL, COMMISSION; FUNDING_FEE needs funding)."""
+
+    tran_id: int
+    symbol: str
+    income_type: str
+    amount: Decimal
+    time: int
+    trade_id: int | None = None
+
+
+@dataclass
 class Position:
     symbol: str
     side: str  # BOTH (one-way) | LONG | SHORT (hedge mode)

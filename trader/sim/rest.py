@@ -57,8 +57,10 @@ async def exchange_info(s: SimState, p: Params) -> object:
         "rateLimits": [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
              "limit": s.config.weight_limit or 2400},
-            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
+             "limit": s.config.order_limit_1m or 1200},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+             "limit": s.config.order_limit_10s or 300},
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
@@ -115,7 +117,10 @@ def _position_rows(s: SimState, p: Params, *, v2: bool) -> list[object]:
     for sym in _symbols(p):
         for side in sides:
             pos = s.account.position(sym, side)
-            if v2 or pos.amt:  # v3 lists only non-zero positions
+            # v3 lists positions held and symbols with open orders (Binance: "positions or
+            # open orders"); v2 lists every symbol.
+            if v2 or pos.amt or any(o.position_side == side
+                                    for o in s.account.open_orders(sym)):
                 rows.append(shapes.position_risk(s.account, pos, v2=v2))
     return rows
 
@@ -174,7 +179,10 @@ async def api_trading_status(s: SimState, p: Params) -> object:
 
 
 async def new_order(s: SimState, p: Params) -> object:
-    return shapes.order(s.account.place(order_request(p)), with_time=False)
+    resp_type = p.resp_type()
+    placed = s.account.place(order_request(p))
+    return shapes.order(placed, with_time=False) if resp_type == "RESULT" \
+        else shapes.order_ack(placed)
 
 
 async def get_order(s: SimState, p: Params) -> object:

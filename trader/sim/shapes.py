@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trader.sim.book import MAINT_MARGIN_RATE, Account, Order, Position, Trade
+from trader.sim.book import MAINT_MARGIN_RATE, Account, Income, Order, Position, Trade
 from trader.sim.market import INSTRUMENTS, Quote
 
 Json = dict[str, object]
@@ -49,6 +49,24 @@ def order(o: Order, *, with_time: bool = True) -> Json:
     if with_time:
         out["time"] = o.time
     return out
+
+
+def order_ack(o: Order) -> Json:
+    """A new order's reply under ``newOrderRespType=ACK`` (USDⓈ-M's default): the order as it
+    was accepted, NEW with nothing executed, whatever happened to it next (the outcome comes on
+    the user stream or from a query). Binance answers the same fields as RESULT."""
+    inst = INSTRUMENTS[o.symbol]
+    zero_qty = inst.fmt_qty(Decimal(0))
+    return order(o, with_time=False) | {
+        "status": "NEW", "avgPrice": "0.00", "executedQty": zero_qty, "cumQty": zero_qty,
+        "cumQuote": _f(Decimal(0), inst.price_precision + inst.qty_precision),
+        "updateTime": o.time}
+
+
+def income(i: Income) -> Json:
+    return {"symbol": i.symbol, "incomeType": i.income_type, "income": _f(i.amount),
+            "asset": "USDT", "info": i.income_type, "time": i.time, "tranId": i.tran_id,
+            "tradeId": str(i.trade_id) if i.trade_id is not None else ""}
 
 
 def trade(t: Trade) -> Json:
@@ -151,17 +169,50 @@ def account(acct: Account, *, v2: bool) -> Json:
         "availableBalance": a["availableBalance"],
         "maxWithdrawAmount": a["maxWithdrawAmount"],
     }
+    if v2:  # v2 lists every symbol (and side), in its own row shape
+        rows = [_account_v2_row(acct, p) for p in _all_positions(acct)]
+        totals = {"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True,
+                  "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False,
+                  "tradeGroupId": -1} | totals
+        return totals | {"assets": [a], "positions": rows}
     rows = []
-    for p in acct.open_positions():
+    for p in acct.open_positions():  # v3 lists only the positions held
         row = position_risk(acct, p, v2=False)
         rows.append({k: row[k] for k in ("symbol", "positionSide", "positionAmt",
                                          "isolatedMargin", "notional", "isolatedWallet",
                                          "initialMargin", "maintMargin", "updateTime")}
                     | {"unrealizedProfit": row["unRealizedProfit"]})
-    if v2:
-        totals.update({"feeTier": 0, "canTrade": True, "canDeposit": True,
-                       "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False})
     return totals | {"assets": [a], "positions": rows}
+
+
+def _all_positions(acct: Account) -> list[Position]:
+    sides = ("LONG", "SHORT") if acct.dual_side else ("BOTH",)
+    return [acct.position(sym, side) for sym in INSTRUMENTS for side in sides]
+
+
+def _account_v2_row(acct: Account, p: Position) -> Json:
+    inst = INSTRUMENTS[p.symbol]
+    margin = acct.position_margin(p)
+    order_im = sum((acct.order_margin(o) for o in acct.open_orders(p.symbol)
+                    if o.position_side == p.side), Decimal(0))
+    return {
+        "symbol": p.symbol,
+        "initialMargin": _f(margin + order_im),
+        "maintMargin": _f(abs(p.amt) * acct.mark(p.symbol) * MAINT_MARGIN_RATE),
+        "unrealizedProfit": _f(acct.unrealized(p)),
+        "positionInitialMargin": _f(margin),
+        "openOrderInitialMargin": _f(order_im),
+        "leverage": str(acct.leverage_of(p.symbol)),
+        "isolated": acct.margin_type.get(p.symbol, "cross") == "isolated",
+        "entryPrice": _f(p.entry, inst.price_precision + 5) if p.amt else "0.0",
+        "breakEvenPrice": _f(p.entry, inst.price_precision + 5) if p.amt else "0.0",
+        "maxNotional": "20000000",
+        "bidNotional": "0",
+        "askNotional": "0",
+        "positionSide": p.side,
+        "positionAmt": inst.fmt_qty(p.amt),
+        "updateTime": p.update_time,
+    }
 
 
 def balance(acct: Account) -> list[Json]:

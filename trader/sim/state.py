@@ -15,6 +15,7 @@ from trader.sim.algo import AlgoBook
 from trader.sim.auth import Credentials
 from trader.sim.ban import Ban
 from trader.sim.book import Account
+from trader.sim.candles import Candles
 from trader.sim.clock import SimClock
 from trader.sim.faults import Faults
 from trader.sim.garbage import Garbage
@@ -41,6 +42,8 @@ class SimConfig:
     start_balance: Decimal = Decimal(10000)
     default_leverage: int = 20
     weight_limit: int = 2400  # request weight per minute (Binance's); 0 disables
+    order_limit_10s: int = 300  # new orders per 10 s (Binance's ORDERS rate limits); 0 disables
+    order_limit_1m: int = 1200  # new orders per minute; 0 disables
     listen_key_ttl: float = 3600.0  # seconds without keep-alive before a key expires
     skew: float = 0.0  # exchange clock offset, seconds
 
@@ -53,26 +56,46 @@ class SimConfig:
 
 
 class WeightMeter:
-    """Request weight per exchange-clock minute, as Binance's X-MBX-USED-WEIGHT-1M."""
+    """Request weight per exchange-clock minute (X-MBX-USED-WEIGHT-1M) and the order counts
+    per 10 s and per minute (X-MBX-ORDER-COUNT-10S / -1M), in fixed windows like Binance's."""
 
-    def __init__(self, clock: SimClock, limit: int) -> None:
+    def __init__(self, clock: SimClock, limit: int, order_limit_10s: int = 300,
+                 order_limit_1m: int = 1200) -> None:
         self.clock = clock
         self.limit = limit
+        self.order_limit_10s = order_limit_10s
+        self.order_limit_1m = order_limit_1m
         self._minute = -1
+        self._ten = -1
         self.used = 0
         self.orders = 0
+        self.orders_10s = 0
 
     def _roll(self) -> None:
-        minute = self.clock.now_ms() // 60_000
-        if minute != self._minute:
-            self._minute, self.used, self.orders = minute, 0, 0
+        now = self.clock.now_ms()
+        if now // 60_000 != self._minute:
+            self._minute, self.used, self.orders = now // 60_000, 0, 0
+        if now // 10_000 != self._ten:
+            self._ten, self.orders_10s = now // 10_000, 0
 
-    def add(self, weight: int, *, order: bool = False) -> bool:
+    def add(self, weight: int) -> bool:
         """Count a request; False when it pushes the minute over the limit."""
         self._roll()
         self.used += weight
-        self.orders += int(order)
         return not self.limit or self.used <= self.limit
+
+    def add_orders(self, ten_s: int, minute: int) -> str | None:
+        """Count new orders; the -1015 message when a window is over its limit, else None."""
+        self._roll()
+        self.orders_10s += ten_s
+        self.orders += minute
+        if self.order_limit_10s and self.orders_10s > self.order_limit_10s:
+            return f"Too many new orders; current limit is {self.order_limit_10s} orders " \
+                   "per 10 SECOND."
+        if self.order_limit_1m and self.orders > self.order_limit_1m:
+            return f"Too many new orders; current limit is {self.order_limit_1m} orders " \
+                   "per 1 MINUTE."
+        return None
 
     def retry_after_s(self) -> int:
         return max(1, 60 - (self.clock.now_ms() // 1000) % 60)
@@ -122,12 +145,16 @@ class SimState:
     meter: WeightMeter
     creds: Credentials
     algos: AlgoBook
+    candles: Candles = field(default_factory=Candles)
     faults: Faults = field(default_factory=Faults)
     ban: Ban = field(default_factory=Ban)
     garbage: Garbage = field(default_factory=Garbage)
     # requests held inside the exchange by an injected latency (see pipeline.py)
     in_flight: dict[int, dict[str, object]] = field(default_factory=dict)
     frozen: bool = False
+    # Simulator bugs (an exception where Binance would answer): each answered -1000 and logged
+    # loudly; a test fixture asserts this stays 0 (/_sim/state "bugs").
+    bugs: int = 0
     requests: Counter[str] = field(default_factory=Counter)
     order_log: list[dict[str, object]] = field(default_factory=list)
     # time.time_ns() when the account last became flat (no position, no open order), noted
@@ -146,11 +173,22 @@ class SimState:
         algos.publish = hub.on_algo
         return cls(config=config, clock=clock, feed=feed, account=account, hub=hub,
                    countdowns=Countdowns(account, clock),
-                   meter=WeightMeter(clock, config.weight_limit),
+                   meter=WeightMeter(clock, config.weight_limit, config.order_limit_10s,
+                                     config.order_limit_1m),
                    creds=Credentials(config.api_key, config.api_secret), algos=algos)
 
     def __post_init__(self) -> None:
         self.hub.garbage = self.garbage  # one fault, REST and WebSocket alike
+        self.hub.candles = self.candles
+        self.account.listeners.append(self.candles)
+        now = self.clock.now_ms()
+        for sym, q in self.feed.quotes.items():  # klines have a bar from the first minute
+            self.candles.on_price(sym, q.mark, now)
+
+    def bug(self, what: str) -> None:
+        """Count a simulator bug and log it loudly (with the traceback being handled)."""
+        self.bugs += 1
+        log.exception("SIM BUG #%d (answered -1000): %s", self.bugs, what)
 
     def note_flat(self) -> None:
         if (self.account.open_positions() or self.account.open_orders()
@@ -161,6 +199,9 @@ class SimState:
 
     def tick(self, symbols: list[str]) -> None:
         """Publish new quotes, match resting orders and trigger algo orders against them."""
+        now = self.clock.now_ms()
+        for sym in symbols:
+            self.candles.on_price(sym, self.feed.quotes[sym].mark, now)
         self.account.on_prices(symbols)
         self.algos.on_prices(symbols)
         self.hub.publish_market(symbols)

@@ -4,8 +4,14 @@ ccxt.pro builds its USDⓈ-M URLs from ``urls['api']['ws']['linear']`` = ``<base
 inserting a category: ``<base>/market/ws/<n>`` (markPrice, ticker), ``<base>/public/ws/<n>``
 (bookTicker, depth) and ``<base>/private/ws?listenKey=<key>`` (user data); it then sends
 ``{"method": "SUBSCRIBE", "params": [...], "id": n}`` and expects ``{"result": null, "id": n}``.
-Binance's older forms (``/ws/<stream>``, ``/ws/<listenKey>``, ``/stream?streams=a/b``) work
-too. The simulator serves every stream on every category path.
+Binance's official SDK opens the combined form of each category (``/market/stream``,
+``/public/stream``, ``/private/stream`` with no key, then SUBSCRIBEs the listen key). Binance's
+older forms (``/ws/<stream>``, ``/ws/<listenKey>``, ``/stream?streams=a/b``) work too. The
+simulator serves every stream on every category path (Binance routes them by category).
+
+Streams: ``<s>@markPrice[@1s]``, ``@bookTicker``, ``@ticker``, ``@miniTicker``,
+``@depth<5|10|20>[@100ms|@250ms|@500ms]`` and ``@kline_<interval>`` (every market tick),
+``@aggTrade`` (every fill), the ``!...@arr`` forms, and listen keys.
 
 Each connection has a bounded send queue drained by its own task, so one slow reader never
 stalls the market-data tick; a reader that falls too far behind is disconnected, as Binance
@@ -29,16 +35,19 @@ from aiohttp import WSMsgType, web
 from trader.sim import events
 from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
+from trader.sim.candles import INTERVALS, Candles
 from trader.sim.clock import SimClock
 from trader.sim.errors import BinanceError
 from trader.sim.garbage import Garbage
 from trader.sim.market import INSTRUMENTS, PriceFeed
 
 SEND_QUEUE = 2000
-_SYMBOL_STREAM = re.compile(r"^([a-z0-9]+)@(markPrice|bookTicker|ticker|miniTicker)(@1s|@3s)?$")
+_SYMBOL_STREAM = re.compile(
+    r"^([a-z0-9]+)@(markPrice(?:@1s|@3s)?|bookTicker|ticker|miniTicker|aggTrade"
+    r"|depth(5|10|20)(?:@100ms|@250ms|@500ms)?|kline_([0-9]+[mhdwM]))$")
 _ALL_STREAM = re.compile(r"^!(markPrice@arr(@1s|@3s)?|bookTicker|ticker@arr|miniTicker@arr)$")
-WS_PATHS = ("/ws", "/market/ws", "/public/ws", "/private/ws", "/stream", "/market/stream",
-            "/public/stream")
+WS_PATHS = ("/ws", "/stream") + tuple(f"/{category}/{form}" for category in (
+    "market", "public", "private") for form in ("ws", "stream"))
 
 
 @dataclass(eq=False)
@@ -62,7 +71,8 @@ class Conn:
 def valid_stream(name: str) -> bool:
     m = _SYMBOL_STREAM.match(name)
     if m:
-        return m.group(1).upper() in INSTRUMENTS
+        return m.group(1).upper() in INSTRUMENTS and (
+            m.group(4) is None or m.group(4) in INTERVALS)
     return bool(_ALL_STREAM.match(name))
 
 
@@ -77,6 +87,7 @@ class StreamHub:
         self.ttl = listen_key_ttl_s
         self.listen_keys: dict[str, float] = {}  # key -> monotonic expiry
         self.garbage = Garbage()  # the state's fault, shared (see garbage.py)
+        self.candles = Candles()  # the state's candles, shared (for kline streams)
         self.conns: set[Conn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         account.listeners.append(self)
@@ -121,8 +132,15 @@ class StreamHub:
 
         def payload(kind: str, sym: str) -> object:
             if (kind, sym) not in cache:
-                built = events.MARKET_KINDS[kind](self.feed.quotes[sym], now)
-                if kind == "markPrice":
+                q = self.feed.quotes[sym]
+                built: object
+                if kind.startswith("depth"):
+                    built = events.partial_depth(q, int(kind[5:].split("@")[0]), now)
+                elif kind.startswith("kline_"):
+                    built = events.kline(self.candles, q, kind[6:], now)
+                else:
+                    built = events.MARKET_KINDS[kind.split("@")[0]](q, now)
+                if kind.startswith("markPrice"):
                     self.garbage.mark_stream(built)
                 cache[(kind, sym)] = built
             return cache[(kind, sym)]
@@ -132,8 +150,10 @@ class StreamHub:
                 m = _SYMBOL_STREAM.match(stream)
                 if m:
                     sym = m.group(1).upper()
-                    if sym in symbols:
-                        self._send(conn, stream, payload(m.group(2), sym))
+                    if sym in symbols and m.group(2) != "aggTrade":  # aggTrade: per fill
+                        built = payload(m.group(2), sym)
+                        if built is not None:
+                            self._send(conn, stream, built)
                     continue
                 kind = stream[1:].split("@")[0]
                 if kind == "bookTicker":
@@ -145,6 +165,11 @@ class StreamHub:
     def on_order(self, order: Order, trade: Trade | None, exec_type: str) -> None:
         now = self.clock.now_ms()
         self._publish_user(events.order_trade_update(self.account, order, trade, exec_type, now))
+        if trade is not None:
+            name = f"{trade.symbol.lower()}@aggTrade"
+            for conn in list(self.conns):
+                if name in conn.streams:
+                    self._send(conn, name, events.agg_trade(trade, now))
 
     def on_account(self, reason: str, positions: list[Position]) -> None:
         if not self._user_conns():
