@@ -62,6 +62,16 @@ async def fence_orders(sup: Supervisor, reason: str) -> float:
     try:
         r = await req.request("fence", {"reason": reason[:200]}, timeout=timeout)
         fenced_at = float(r.get("fenced_at") or time.time())
+        if "inflight_until" in r:
+            # The connector knows which of the trader's orders went out without a definite
+            # answer; none: nothing signed before the fence can land after it.
+            until = float(r["inflight_until"] or 0.0)
+            if until <= 0:
+                log.warning("fence: connector confirmed; no order of the trader in flight")
+                return fenced_at
+            log.warning("fence: connector confirmed; an order in flight may land for %.1f s",
+                        until + slack - time.time())
+            return until + slack
         window = max(window, float(r.get("recv_window_ms") or 0) / 1000.0)
         log.warning("fence: connector confirmed at %.3f; orders in flight may land for %.1f s",
                     fenced_at, window + slack)

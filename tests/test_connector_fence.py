@@ -105,6 +105,40 @@ def test_fence_drops_a_create_waiting_on_a_lost_reply(conn: ConnectorProc) -> No
     assert len(posts(conn, "f-3")) == 1  # never re-sent
 
 
+def test_fence_reports_until_when_an_order_on_the_wire_may_land(conn: ConnectorProc) -> None:
+    # Nothing on the wire: nothing to wait for (a lost reply of an earlier test counts until its
+    # window has passed, as it should).
+    wait_for(lambda: conn.request("fence", {"reason": "idle"})["inflight_until"] == 0, 15,
+             "nothing of the trader's in flight")
+    conn.request("unfence")
+    # A create the exchange holds for 2 s (its matching engine is busy) is on the wire.
+    conn.sim.control("latency", {"ms": 2000, "path": "/fapi/v1/order", "method": "POST"})
+    result: dict[str, Any] = {}
+
+    def send() -> None:
+        req = bus.SyncRequester(conn.paths.connector, "trader3", ctx=conn.plumbing.ctx)
+        try:
+            result["reply"] = req.request("order.create", {
+                "client_id": "f-4", "symbol": BTC, "side": "buy", "type": "market",
+                "amount": 0.01}, 20)
+        finally:
+            req.close()
+
+    t = threading.Thread(target=send)
+    sent = time.time()
+    t.start()
+    try:
+        wait_for(lambda: conn.sim.state()["in_flight"], 20, "the create held by the exchange")
+        r = conn.request("fence", {"reason": "kill"})
+    finally:
+        t.join(30)
+    # Bounded by its recvWindow (5 s) + 1 s of clock the exchange tolerates, from its sending.
+    assert sent + 5.0 < r["inflight_until"] <= time.time() + 6.0, r
+    assert result["reply"]["status"] == "closed"  # it did land
+    # Answered: nothing of it is in flight any more.
+    assert conn.request("fence", {"reason": "again"})["inflight_until"] == 0
+
+
 def test_dms_disarm_only_when_told_and_refresh_waits_for_a_trader(conn: ConnectorProc) -> None:
     alive(conn)
     wait_for(lambda: set(conn.sim.state()["countdowns"]) == {"BTCUSDT", "ETHUSDT"}, 20,

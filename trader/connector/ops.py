@@ -38,7 +38,8 @@ async def handle(c: Connector, op: str, args: dict[str, Any], msg: Any) -> Any:
         return status(c)
     if op == "fence":
         fenced_at = c.fence.fence(str(args.get("reason") or ""))
-        return {"fenced_at": fenced_at, "recv_window_ms": c.xc.recv_window}
+        return {"fenced_at": fenced_at, "recv_window_ms": c.xc.recv_window,
+                "inflight_until": c.fence.inflight_until()}
     if op == "unfence":
         c.fence.lift()
         return {"fenced": False}

@@ -63,7 +63,7 @@ class Connector:
         self.limits = RateLimits(self.xc.weight_limit, self.xc.weight_headroom,
                                  self.cfg.killswitch.weight_reserve,
                                  BanBoard.in_run_dir(child.paths.root))
-        self.fence = fence.Fence()
+        self.fence = fence.Fence(self.xc.recv_window / 1000.0)
         self.ex: Any = None
         self.clock: ExchangeClock | None = None
         self.guard: Guard | None = None
