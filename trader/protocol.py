@@ -28,15 +28,22 @@ reply with a ``kind``):
                             fence {reason}             -> stop signing anything for the trader:
                                                           queued and retried creates dropped,
                                                           later ones refused (kind "fenced");
-                                                          {fenced_at (wall s), recv_window_ms}
+                                                          {fenced_at (wall s), recv_window_ms,
+                                                           inflight_until (wall s; 0 = none)}
+                            unfence {}                 -> {fenced: false} (resume)
                             dms.disarm {}              -> disarm the exchange's dead-man switch
                                                           (only after a verified flat, or resume)
+                                                          {disarmed: [symbols], mode}
+                            error kinds: rejected, fatal, fenced (not sent: fenced), bad_data
+                            (the exchange sent NaN/inf/non-positive numbers), transient
     trader (trader.sock):   pause / unpause / ban {symbol} / unban {symbol} / stop / info /
                             debug / debug_instrument {symbol} / record
     supervisor (sup.sock):  hb {proc, pid, state, loop, last_md, last_ok, metrics} (one-way)
                             ready {proc, pid} (one-way)
                             halt {trigger, reason, source}   -> run the kill switch
                             resume / abort / status / kill {reason}
+                            risk_gate {command}        -> refused (kind "refused") while a stop
+                                                          or a flatten runs, or when halted
 
 Notifications: PUSH -> the notifier's PULL (notify.sock for info/warning, alert.sock for the
 emergency lane), topic ``notify``, data {level, title, text, key?, ts}; sends never block.
