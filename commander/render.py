@@ -67,11 +67,31 @@ def halt_line(data: dict[str, Any]) -> str:
     return f"HALTED: {h.get('reason') or '?'} ({h.get('trigger') or '?'}, {flat})"
 
 
+def killswitch_line(data: dict[str, Any]) -> str | None:
+    """What the kill path is doing now, when it is doing anything."""
+    ks = data.get("killswitch") or {}
+    parts = []
+    if ks.get("banned_s"):
+        parts.append(f"banned by the exchange for {ks['banned_s']:.0f} s (waiting)")
+    if ks.get("inflight_wait_s"):
+        parts.append(f"flat, waiting {ks['inflight_wait_s']:.1f} s for orders in flight")
+    elif ks.get("running") or ks.get("flattening"):
+        parts.append(f"flattening (round {ks.get('rounds') or 0})")
+    if ks.get("watching"):
+        parts.append("watching the halted account after the verified flatten")
+    if ks.get("io_errors"):
+        parts.append(f"{ks['io_errors']} journal/IO failure(s) (flattening anyway)")
+    return "kill switch: " + "; ".join(parts) if parts else None
+
+
 def info(data: dict[str, Any]) -> str:
     trading = data.get("trading_state") or "?"
     if data.get("risk_state") and data["risk_state"] != trading:
         trading += f" (risk: {data['risk_state']})"
     out = [halt_line(data), f"trading: {trading}"]
+    ks_line = killswitch_line(data)
+    if ks_line:
+        out.append(ks_line)
     if data.get("equity") is not None:
         out.append(f"equity: {num(data['equity'])}  exposure: {num(data.get('exposure'))}"
                    f"  leverage: {num(data.get('effective_leverage'))}x used, "

@@ -227,3 +227,14 @@ def test_render_is_narrow_and_handles_missing_data() -> None:
     assert max(len(line) for line in text.splitlines()) <= 60
     assert render.generic("x", {"message": "done", "left_open": {"positions": 2}}).startswith("done")
     assert render.audit({"entries": []}) == "no commands yet"
+
+
+def test_info_says_what_the_kill_switch_is_doing() -> None:
+    base = {"halted": True, "halt": {"reason": "kill", "trigger": "command"}, "processes": {}}
+    assert "kill switch" not in render.info(base)
+    waiting = render.info({**base, "killswitch": {"running": True, "rounds": 1,
+                                                  "inflight_wait_s": 4.2}})
+    assert "flat, waiting 4.2 s for orders in flight" in waiting
+    banned = render.info({**base, "killswitch": {"running": True, "rounds": 3, "banned_s": 95}})
+    assert "banned by the exchange for 95 s" in banned and "flattening (round 3)" in banned
+    assert "watching" in render.info({**base, "killswitch": {"watching": True}})
