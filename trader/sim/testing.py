@@ -3,11 +3,14 @@
 The suite has no asyncio pytest plugin, so ``SimHarness`` owns an event loop, starts a
 ``SimServer`` on 127.0.0.1:0 and a real ccxt session pointed at it, runs coroutines with a
 deadline, and always tears everything down in ``close()`` (call it from a fixture).
+``ThreadedSim`` runs the simulator on a loop in its own thread instead, for blocking clients
+(Binance's official SDK, python-binance) that call it from the test's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -97,4 +100,49 @@ class SimHarness:
         try:
             self.loop.run_until_complete(teardown())
         finally:
+            self.loop.close()
+
+
+class ThreadedSim:
+    """A simulator serving from a background thread; ``call`` reaches ``/_sim/`` and
+    ``state()`` the live state from the test's thread. ``close()`` stops and joins it."""
+
+    def __init__(self, **sim_options: Any) -> None:
+        sim_options.setdefault("tick_interval", 0.05)
+        self.loop = asyncio.new_event_loop()
+        self.sim = SimServer(**sim_options)
+        self.control = SimControl(self.sim.url)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sim-loop",
+                                        daemon=True)
+        self._thread.start()
+        self.run(self.sim.start())
+        self.control.base_url = self.sim.url  # the port is known once started
+
+    @property
+    def url(self) -> str:
+        return self.sim.url
+
+    @property
+    def ws_url(self) -> str:
+        return self.sim.ws_url
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 15.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, action: str, verb: str = "POST", /, **body: Any) -> Any:
+        return self.run(self.control.call(action, verb, **body))
+
+    def state(self) -> dict[str, Any]:
+        return self.call("state", "GET")
+
+    def close(self) -> None:
+        async def teardown() -> None:
+            await self.control.close()
+            await self.sim.stop()
+
+        try:
+            self.run(teardown())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
             self.loop.close()
