@@ -63,6 +63,8 @@ class Supervisor:
         self.shutting_down = False
         self._lock_fd: int | None = None
         self._halt_cache = HaltState(False)
+        self.ban_board: Any = None
+        self.ban_host: str | None = None  # None: any host (one venue per stack)
         self.flapping: set[str] = set()
 
     # --- state ------------------------------------------------------------------------------
@@ -162,11 +164,15 @@ class Supervisor:
             keys = load_keys(ex_cfg.key_file, self.child_env())
         except KeysError as e:
             raise StartupError(str(e)) from None
+        from trader.exchange.ban import BanBoard
+
         key, secret = keys.key, keys.secret
+        # The same ban board as the connector's: a ban any process saw is never called into.
+        self.ban_board = BanBoard.in_run_dir(self.paths.root)
         exchange = build_exchange(
             "binanceusdm" if ex_cfg.id == "sim" else ex_cfg.id, url=ex_cfg.url,
             ws_url=ex_cfg.ws_url, api_key=key, api_secret=secret, testnet=ex_cfg.testnet,
-            pro=False, timeout_ms=int(ex_cfg.timeout * 1000))
+            pro=False, timeout_ms=int(ex_cfg.timeout * 1000), ban_board=self.ban_board)
         self.flattener = Flattener(exchange, ex_cfg.symbols, self.cfg.killswitch.recv_window)
         try:
             await asyncio.wait_for(self.flattener.prepare(), self.cfg.supervisor.ready_timeout)
