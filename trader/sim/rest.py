@@ -134,14 +134,15 @@ async def position_risk_v3(s: SimState, p: Params) -> object:
 
 
 async def leverage_bracket(s: SimState, p: Params) -> object:
+    # cum as an integer where it is one: the SDK models it as int (Binance's doc example)
     def brackets(sym: str) -> dict[str, object]:
         return {"symbol": sym, "notionalCoef": 1.0, "brackets": [
             {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
-             "maintMarginRatio": 0.004, "cum": 0.0},
+             "maintMarginRatio": 0.004, "cum": 0},
             {"bracket": 2, "initialLeverage": 100, "notionalCap": 600000,
-             "notionalFloor": 50000, "maintMarginRatio": 0.005, "cum": 50.0},
+             "notionalFloor": 50000, "maintMarginRatio": 0.005, "cum": 50},
             {"bracket": 3, "initialLeverage": 20, "notionalCap": 10000000,
-             "notionalFloor": 600000, "maintMarginRatio": 0.025, "cum": 12050.0},
+             "notionalFloor": 600000, "maintMarginRatio": 0.025, "cum": 12050},
         ]}
     return _one_or_all(p, [brackets(x) for x in _symbols(p)])
 
