@@ -5,19 +5,16 @@ Binance's error codes, ACK/RESULT replies and percent-encoded parameters."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from typing import Any
 
 import pytest
-import requests
 from binance_common.errors import BadRequestError, TooManyRequestsError, UnauthorizedError
 from binance_sdk_derivatives_trading_usds_futures.rest_api import models as m
 from pydantic import BaseModel
 
 from tests import sdk_sim
-from tests.sdk_sim import sdk_client
+from tests.sdk_sim import sdk_client, signed
 from trader.sim.testing import ThreadedSim
 
 t = sdk_sim.t  # the fixtures the conformance modules share
@@ -37,19 +34,6 @@ def one(item: Any) -> Any:
 def typed(reply: Any) -> Any:
     """The reply's data, asserting the SDK parsed it into its model (not the raw fallback)."""
     return one(reply.data())
-
-
-def signed(sim: ThreadedSim, method: str, path: str, query: str = "",
-           body: str = "") -> requests.Response:
-    """A request signed over exactly the bytes it sends (query as sent + body), as Binance
-    asks; ``query``/``body`` are sent verbatim (already percent-encoded)."""
-    stamp = f"timestamp={int(time.time() * 1000)}"
-    query = f"{query}&{stamp}" if query else stamp
-    cfg = sim.sim.config
-    sig = hmac.new(cfg.api_secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
-    return requests.request(method, f"{sim.url}{path}?{query}&signature={sig}", data=body,
-                            headers={"X-MBX-APIKEY": cfg.api_key, "Content-Type":
-                                     "application/x-www-form-urlencoded"}, timeout=10)
 
 
 def code_of(exc: pytest.ExceptionInfo[Any]) -> int:

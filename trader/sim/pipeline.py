@@ -34,7 +34,7 @@ ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/allOpenOrders", "/fapi/v1/a
                          "/fapi/v1/algoOpenOrders", "/fapi/v1/batchOrders"})
 _LOGGED = ("symbol", "side", "type", "quantity", "price", "timeInForce", "reduceOnly",
            "positionSide", "orderId", "algoType", "triggerPrice", "workingType",
-           "closePosition", "algoId", "recvWindow", "timestamp")
+           "closePosition", "algoId", "recvWindow", "timestamp", "newOrderRespType")
 _ids = itertools.count(1)
 
 
