@@ -286,3 +286,35 @@ def test_order_count_limit(t: ThreadedSim) -> None:
         assert small.state()["bugs"] == 0
     finally:
         small.close()
+
+
+_GARBAGE = {
+    "symbol": "BTCUSDT", "limit": "abc", "orderId": "x", "origClientOrderId": "a b",
+    "startTime": "x", "endTime": "-", "fromId": "x", "batchOrders": "[{", "orderIdList": "x",
+    "origClientOrderIdList": "[1]", "interval": "", "quantity": "NaN", "price": "-1",
+    "side": "UP", "type": "X", "timeInForce": "NOW", "leverage": "x", "marginType": "x",
+    "countdownTime": "x", "dualSidePosition": "maybe", "incomeType": "x",
+    "newClientOrderId": "a b", "newOrderRespType": "X", "algoType": "x", "algoId": "x",
+    "triggerPrice": "x", "reduceOnly": "perhaps", "listenKey": "nope",
+}
+
+
+@pytest.mark.parametrize("variant", ["garbage", "empty", "json-shapes"])
+def test_every_route_answers_bad_input_with_a_binance_error(t: ThreadedSim,
+                                                            variant: str) -> None:
+    """Malformed parameters on every route the sim serves: Binance's error JSON (4xx),
+    never -1000 or a traceback (the fixture also asserts the sim counted no bug)."""
+    from urllib.parse import urlencode
+
+    from trader.sim.pipeline import ROUTES
+
+    params = {"garbage": _GARBAGE, "empty": {},
+              "json-shapes": {"symbol": "BTCUSDT", "batchOrders": '[1, "x", null]',
+                              "orderIdList": "[true]", "origClientOrderIdList": '[{"a": 1}]',
+                              "limit": "0"}}[variant]
+    for method, path in sorted(ROUTES):
+        reply = signed(t, method, path, urlencode(params))
+        assert reply.status_code < 500, (method, path, reply.text)
+        if reply.status_code >= 400:
+            body = reply.json()
+            assert isinstance(body["code"], int) and isinstance(body["msg"], str), body

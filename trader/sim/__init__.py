@@ -4,7 +4,8 @@ The real ccxt ``binanceusdm`` / ``ccxt.pro.binanceusdm`` client runs against it 
 (see ``trader.exchange.session.build_exchange``). Modules: ``market`` (instruments, price
 walk, filters), ``book`` (the account), ``records``, ``ids`` (ids that never repeat across
 runs), ``algo`` (conditional orders and their triggers), ``auth``, ``pipeline`` (what every
-REST request goes through), ``rest`` and ``algo_rest`` (endpoints), ``ws``, ``events``,
+REST request goes through), ``rest``, ``algo_rest``, ``batch`` (modify, batchOrders, openOrder, order counts) and
+``history`` (klines, aggTrades, income; bars in ``candles``) (endpoints), ``ws``, ``events``,
 ``faults`` (retire, fail, in-flight latency), ``ban`` (IP bans), ``garbage`` (non-finite
 numbers), ``control`` (the ``/_sim/`` API, documented there), ``server`` (start/stop), ``cli``.
 """
