@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -10,13 +10,23 @@ from tests.stack import Sim, Stack
 from trader.sim.testing import SimHarness
 
 
+def _sim_bugs(state: Callable[[], dict]) -> int:
+    """The simulator's own bug count (-1000 answers): no test may pass over a sim bug."""
+    try:
+        return int(state().get("bugs", 0))
+    except Exception:  # noqa: BLE001 - a sim the test stopped on purpose has nothing to say
+        return 0
+
+
 @pytest.fixture
 def sim() -> Iterator[Sim]:
     s = Sim()
     try:
         yield s
+        bugs = _sim_bugs(s.state)
     finally:
         s.close()
+    assert bugs == 0, f"the simulator answered -1000 (a sim bug) {bugs} time(s): see its log"
 
 
 @pytest.fixture
@@ -36,5 +46,7 @@ def h() -> Iterator[SimHarness]:
     harness = SimHarness()
     try:
         yield harness
+        bugs = _sim_bugs(lambda: harness.run(harness.control.state()))
     finally:
         harness.close()
+    assert bugs == 0, f"the simulator answered -1000 (a sim bug) {bugs} time(s): see its log"
