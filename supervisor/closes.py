@@ -37,7 +37,7 @@ log = logging.getLogger("flatguard")
 PRICE_PROTECTION = -4131
 REDUCE_ONLY_REJECTED = -2022
 # Refusals that mean "the filters we hold are stale" for a close we sized from them.
-FILTER_CODES = frozenset({-1111, -1013, -4003, -4005, -4014, -4023, -4164})
+FILTER_CODES = frozenset({-1111, -1013, -4003, -4005, -4013, -4014, -4016, -4023, -4024, -4164})
 IOC_SLIPPAGE = 0.02  # through the mark, when the market publishes no PERCENT_PRICE band
 BAND_USE = 0.9  # how much of the PERCENT_PRICE band an IOC close may use (mark moves meanwhile)
 

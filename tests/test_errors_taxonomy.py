@@ -69,9 +69,9 @@ def test_2015_fatal_even_after_ccxt_calls_it_ddos() -> None:
         assert classify("fetch_balance", e).kind is Kind.FATAL
 
 
-@pytest.mark.parametrize("c", [-1013, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019,
-                               -2021, -2022, -4003, -4005, -4014, -4023, -4061, -4131, -4164,
-                               -5022])
+@pytest.mark.parametrize("c", [-1013, -1100, -1111, -1102, -1106, -1115, -1116, -1117, -2010,
+                               -2019, -2021, -2022, -4003, -4005, -4013, -4014, -4016, -4023,
+                               -4024, -4061, -4120, -4131, -4164, -5022])
 def test_order_rejections(c: int) -> None:
     assert classify("create_order", code(c)).kind is Kind.REJECTED
     # the same code on a state read is not an order refusal: something is wrong with us

@@ -132,8 +132,11 @@ CODE_RULES: dict[int, tuple[Rule, ...]] = {
     -1131: (Rule(_F, ANY, "recvWindow too large: fix exchange.recv_window (<= 60000)"),),
     -1125: (Rule(_T, USER_STREAM_CALLS, "listen key gone (expired): restarting the user-data "
                  "stream with a new one", "relisten"),),
-    **_rules((-1013, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019, -2021, -2022,
-              -4003, -4005, -4014, -4023, -4061, -4131, -4164, -5022),
+    # -1100 illegal characters (a client id), -4013/-4016/-4024 price outside its filters or
+    # band, -4120 a conditional type sent to the regular endpoint: this order, not us.
+    **_rules((-1013, -1100, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019, -2021,
+              -2022, -4003, -4005, -4013, -4014, -4016, -4023, -4024, -4061, -4120, -4131,
+              -4164, -5022),
              Rule(_R, ORDER_CALLS, _REJ)),
     -1121: (Rule(_R, ORDER_CALLS | SETUP_CALLS, "invalid symbol on this exchange"),),
     -4116: (Rule(_R, frozenset({"create_order"}), "duplicate client order id: already placed",
