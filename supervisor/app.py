@@ -458,7 +458,10 @@ class Supervisor:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
         next_proof = time.monotonic() + self.cfg.killswitch.check_interval
         next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
+        from supervisor import sdnotify  # systemd's watchdog: pinged only while this loop turns
+
         while not self.stop_requested.is_set():
+            sdnotify.watchdog()
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
                 self.prune_journal()

@@ -18,6 +18,9 @@ LAZY = {
     "sim": "trader.sim.cli:sim",
     "ctl": "commander.cli:ctl",
     "keys": "commander.cli:keys",
+    "service": "supervisor.ops_cmd:service_group",
+    "prometheus": "supervisor.ops_cmd:prometheus_group",
+    "grafana": "supervisor.ops_cmd:grafana_group",
 }
 
 

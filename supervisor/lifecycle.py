@@ -23,8 +23,8 @@ import time
 
 import click
 
-from supervisor import fencing
-from supervisor.app import Supervisor
+from supervisor import fencing, sdnotify
+from supervisor.app import EX_CONFIG, Supervisor
 from supervisor.errors import StartupError
 from trader import config, runpaths
 from trader.journal import HaltState
@@ -39,6 +39,7 @@ CHILD_STOP_TIMEOUT = 10.0
 async def orderly_stop(sup: Supervisor) -> int:
     sup.shutting_down = True
     mode = sup.cfg.supervisor.shutdown
+    sdnotify.stopping(f"orderly stop: shutdown={mode}")  # systemd: TimeoutStopSec from here
     code = 0
     t0 = time.monotonic()
     deadline = t0 + sup.cfg.supervisor.shutdown_timeout
@@ -129,6 +130,7 @@ def stop_signals() -> tuple[signal.Signals, ...]:
 
 
 async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
+    sdnotify.init()  # before any child is spawned: they must not inherit NOTIFY_SOCKET
     sup = Supervisor(cfg, paths)
     loop = asyncio.get_running_loop()
     for sig in stop_signals():
@@ -142,12 +144,15 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
             trader = sup.children.get(TRADER)
             if sup.journal is not None and (trader is None or trader.proc is None):
                 sup.journal.end_run(sup.run_id)  # nothing traded: not an unclean end
-            return 1
+            # A child's refusal is the set-up's fault: exit EX_CONFIG too, which the systemd
+            # unit's RestartPreventExitStatus= lists, so it never restart-loops.
+            return EX_CONFIG if sup.refused else 1
         click.echo(
             f"flatguard ready: state={sup.trading_state()} control={paths.control} "
             f"metrics=http://{sup.cfg.metrics.host}:{sup.metrics_port}/metrics "
             f"run_dir={paths.root}" + (f" sim={sup.sim.url}" if sup.sim else ""), nl=True)
         sys.stdout.flush()
+        sdnotify.ready(f"state={sup.trading_state()}")
         await sup.watch()
         code = await orderly_stop(sup)
         if sup.journal is not None:

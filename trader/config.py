@@ -112,6 +112,16 @@ class RecordConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    # None: stdout/stderr as always. A relative path is relative to the run directory (a unit's
+    # working directory is /). Every process appends to it; only the supervisor rotates it.
+    file: str | None = None
+    max_bytes: int = field(default=50 * 1024 * 1024, metadata=_rule(non_negative))  # 0: never
+    backups: int = field(default=5, metadata=_rule(positive))  # rotated files kept
+    format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
     name: str = "demo"  # built-in (demo, stuck, churn) or "module:Class"
     tick_interval: float = field(default=0.5, metadata=_rule(positive))
@@ -219,6 +229,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<defaults>"  # where it was read from, for error messages
 
     @property
