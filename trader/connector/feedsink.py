@@ -60,10 +60,15 @@ class FeedSink:
 
     def on_order(self, o: dict[str, Any]) -> None:
         row = self.c.account.apply_order(o)
-        j = self.c.journal.order(row["client_id"]) if row["client_id"] else None
-        if j is not None and not (row["status"] in OPEN and j["status"] in TERMINAL):
-            self.c.journal.update_order(row["client_id"], str(row["status"]),
-                                        exchange_id=row["id"], filled=row["filled"])
+        try:
+            j = self.c.journal.order(row["client_id"]) if row["client_id"] else None
+            if j is not None and not (row["status"] in OPEN and j["status"] in TERMINAL):
+                self.c.journal.update_order(row["client_id"], str(row["status"]),
+                                            exchange_id=row["id"], filled=row["filled"])
+        except sqlite3.Error as e:  # the update still reaches the trader; the journal says so
+            log.error("event=journal_failed call=update_order client_id=%s error=%s",
+                      row["client_id"], e)
+            METRICS.inc("flatguard_journal_errors_total", process="connector")
         self.c.pub.publish(ORDER + str(row["symbol"]), {**row, "ts": time.time()})
         self.c.publish_account("feed")
 
