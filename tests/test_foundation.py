@@ -192,8 +192,10 @@ def test_journal_orders_fills_audit(tmp_path) -> None:
     j.record_intent("c1", "BTC/USDT:USDT", "buy", "limit", 0.01, 100.0, False)
     j.update_order("c1", "open", exchange_id="42")
     assert j.order("c1")["exchange_id"] == "42"
-    assert j.record_fill("t1", "c1", "42", "BTC/USDT:USDT", "buy", 0.01, 100.0, 0.01, "USDT", 1.0)
-    assert not j.record_fill("t1", "c1", "42", "BTC/USDT:USDT", "buy", 0.01, 100.0, 0.01, "USDT", 1.0)
+    assert j.record_fill("t1", "c1", "42", "BTC/USDT:USDT", "buy", 0.01, 100.0, 0.01, "USDT", 1.0,
+                            venue="sim")
+    assert not j.record_fill("t1", "c1", "42", "BTC/USDT:USDT", "buy", 0.01, 100.0, 0.01, "USDT", 1.0,
+                            venue="sim")
     j.audit("cli", "me", "kill", [], "ok", True)
     assert j.recent_audit(5)[0]["command"] == "kill"
     with sqlite3.connect(tmp_path / "journal.db") as db:

@@ -232,7 +232,7 @@ class Journal:
 
     def record_fill(self, trade_id: str, client_id: str | None, order_id: str | None, symbol: str,
                     side: str, amount: float, price: float, fee: float, fee_currency: str,
-                    ts: float, *, venue: str = "") -> bool:
+                    ts: float, *, venue: str) -> bool:
         """True if the fill is new; False for a genuine duplicate (same fields: a reconnect or a
         catch-up saw it again). Raises ``FillConflict`` when the key is known with different
         fields. ``venue`` is ``exchange.id``; '' (unknown) is what rows from before schema 1
