@@ -163,7 +163,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
         log.info("flatguard stopped exit=%d", code)
 
 
-def up_main(config_path: str | None, run_dir: str | None) -> int:
+def up_main(config_path: str | None, run_dir: str | None, log_file: str | None = None) -> int:
     from trader.proc import setup_logging
 
     setup_logging("supervisor")
@@ -173,6 +173,15 @@ def up_main(config_path: str | None, run_dir: str | None) -> int:
     except (config.ConfigError, runpaths.RunDirError) as e:
         click.echo(f"error: {e}", err=True)
         return 2 if isinstance(e, config.ConfigError) else 1
+    from trader import logsetup
+
+    lc = cfg.logging
+    try:  # one file for every process; --log-file wins over [logging] file
+        logsetup.setup_supervisor(log_file or lc.file, lc.format, lc.max_bytes, lc.backups,
+                                  paths.root)
+    except logsetup.LogSetupError as e:
+        click.echo(f"error: {cfg.source}: logging.file: {e}", err=True)
+        return 2
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("-500")  # needs privilege; best effort (children are raised instead)

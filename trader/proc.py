@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,19 +31,17 @@ log = logging.getLogger("flatguard")
 
 
 def setup_logging(proc: str) -> None:
-    """One line per event, key=value, to stderr (the supervisor's console).
+    """One line per event, key=value (or JSON), to stderr (the supervisor's console) or to the
+    one log file every process shares (``trader/logsetup.py``).
 
     ``kill -USR1 <pid>`` dumps every thread's stack: the first question about a hang.
     """
     import faulthandler
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    logging.basicConfig(
-        level=os.environ.get("FLATGUARD_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s {proc:<10} %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    from trader import logsetup
+
+    logsetup.setup(proc)  # stderr; or the shared file the supervisor named ([logging])
 
 
 @dataclass

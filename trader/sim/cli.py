@@ -9,6 +9,7 @@ SIGTERM/SIGINT::
 from __future__ import annotations
 
 import logging
+import os
 from decimal import Decimal
 
 import click
@@ -58,7 +59,12 @@ def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_int
         fail: tuple[str, ...], latency: float, path_latency: tuple[str, ...], ban: str | None,
         skew: float) -> None:
     """Run the built-in simulated exchange (Binance USDⓈ-M REST + WebSocket)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from trader import logsetup
+
+    if os.environ.get(logsetup.ENV_FILE):  # the built-in sim of an `up` with a log file
+        logsetup.setup("sim")
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         config = SimConfig(host=host, port=port, api_key=api_key, api_secret=api_secret,
                            seed=seed, tick_interval=tick_interval, start_balance=Decimal(balance),
