@@ -22,6 +22,7 @@ from supervisor.children import EXITED, FAILED, RESTARTING, RUNNING, STARTING, C
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
+from supervisor.metrics_truth import Truth
 from supervisor.proxy import EventProxy
 from supervisor.requests import RequestHandlers
 from trader import bus, config, runpaths
@@ -66,6 +67,7 @@ class Supervisor:
         self.ban_board: Any = None
         self.ban_host: str | None = None  # None: any host (one venue per stack)
         self.flapping: set[str] = set()
+        self.truth = Truth()  # what /metrics keeps between scrapes (the last account values)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -95,24 +97,9 @@ class Supervisor:
             self.notify.send(level, title, text, key=key)
 
     def samples(self) -> list[list[Any]]:
-        """Everything /metrics shows: the supervisor's registry plus each live child's."""
-        for name, ch in self.children.items():
-            s = ch.summary(self.hang_limit(name))
-            self.metrics.set("flatguard_up", 1.0 if s["up"] else 0.0, process=name)
-            age = s["heartbeat_age_s"]
-            self.metrics.set("flatguard_heartbeat_age_seconds", age if age is not None else -1,
-                             process=name)
-            self.metrics.set("flatguard_process_restarts_total", ch.restarts, process=name)
-        if self.sim is not None:
-            self.metrics.set("flatguard_up", 1.0 if self.sim.proc.returncode is None else 0.0,
-                             process="sim")
-        self.metrics.set("flatguard_halted", 1.0 if self.halt.halted else 0.0)
-        self.metrics.set("flatguard_killpath_ready", 1.0 if self.killpath_ready else 0.0)
-        out = self.metrics.samples()
-        for ch in self.children.values():
-            if ch.pid is not None:
-                out.extend(ch.hb.metrics)
-        return out
+        """Everything /metrics shows: the supervisor's registry plus each live child's, made to
+        tell the truth when processes are down (supervisor/metrics_truth.py)."""
+        return self.truth.samples(self)
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -272,7 +259,10 @@ class Supervisor:
 
     def _refusal(self, name: str) -> str:
         why = "it will not trade with this set-up (its reason is in the log line above)"
-        if name == CONNECTOR and self.flattener is not None and self.flattener.hedged:
+        handlers = getattr(self, "handlers", None)
+        if handlers is not None and handlers.refusals.get(name):
+            why = handlers.refusals[name]  # the child's own reason, naming the key to fix
+        elif name == CONNECTOR and self.flattener is not None and self.flattener.hedged:
             why = ("the account is in hedge (dual-side) position mode and flatguard trades in "
                    "one-way mode only: switch the account to one-way mode in the exchange's "
                    "settings (with no open positions or orders) and start again")
@@ -456,7 +446,8 @@ class Supervisor:
 
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
-        next_proof = time.monotonic() + self.cfg.killswitch.check_interval
+        next_proof = proof_at = time.monotonic()
+        next_proof += self.cfg.killswitch.check_interval
         next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
         from supervisor import sdnotify  # systemd's watchdog: pinged only while this loop turns
 
@@ -467,8 +458,13 @@ class Supervisor:
                 self.prune_journal()
             self.check_heartbeats()
             self.kill_switch_watchdog()
+            # After a failed proof, prove again soon: /metrics' killpath_ready comes back
+            # within killswitch.backoff of the exchange coming back, not check_interval.
+            if not self.killpath_ready and not self._killpath_checking:
+                next_proof = min(next_proof, proof_at + self.cfg.killswitch.backoff)
             if time.monotonic() >= next_proof:
-                next_proof = time.monotonic() + self.cfg.killswitch.check_interval
+                next_proof = proof_at = time.monotonic()
+                next_proof += self.cfg.killswitch.check_interval
                 # Held: the loop keeps only weak references to tasks.
                 self._killpath_task = asyncio.get_running_loop().create_task(
                     self.check_killpath())

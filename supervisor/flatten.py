@@ -41,6 +41,7 @@ import ccxt.async_support as ccxt
 
 from supervisor.closes import BelowLotStep, Closer, contracts
 from trader.exchange import errors as E
+from trader.redact import scrub_url
 
 log = logging.getLogger("flatguard")
 
@@ -124,7 +125,7 @@ def _kind(e: Exception) -> str:
 
 
 def _describe(e: Exception) -> str:
-    return str(e) if isinstance(e, E.ExchangeCallError) else f"{type(e).__name__}: {e}"
+    return str(e) if isinstance(e, E.ExchangeCallError) else scrub_url(f"{type(e).__name__}: {e}")
 
 
 def _order_line(o: dict[str, Any], conditional: bool) -> str:

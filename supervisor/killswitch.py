@@ -36,6 +36,7 @@ from typing import Any
 from supervisor.flatten import Flattener, RoundResult
 from trader.journal import HaltState, Journal
 from trader.metrics import Registry
+from trader.redact import scrub_url
 
 log = logging.getLogger("flatguard")
 
@@ -67,6 +68,7 @@ class KillSwitch:
         self.alert_every = max(1, alert_every)
         self.watch_after = watch_after
         self.banned_for = banned_for or (lambda: 0.0)
+        self.last_round: RoundResult | None = None
         self.task: asyncio.Task[FlattenOutcome] | None = None
         self.watch_task: asyncio.Task[None] | None = None
         self.rounds_total = 0
@@ -216,7 +218,8 @@ class KillSwitch:
                 try:
                     last = await self.flattener.round(cancel_only=cancel_only)
                 except Exception as e:  # every failure is retried: this loop must not stop
-                    last = RoundResult(False, error=f"{type(e).__name__}: {e}")
+                    last = RoundResult(False, error=scrub_url(f"{type(e).__name__}: {e}"))
+                self.last_round = last  # /metrics: a failing round means the kill path is not ready
                 self._safely("metrics", self.metrics.set, "flatguard_killswitch_round_requests",
                              float(getattr(last, "requests", 0)))
                 if last.flat:

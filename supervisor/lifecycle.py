@@ -169,10 +169,21 @@ def up_main(config_path: str | None, run_dir: str | None, log_file: str | None =
     setup_logging("supervisor")
     try:
         cfg = config.load(config_path)
-        paths = runpaths.prepare(runpaths.resolve(run_dir))
-    except (config.ConfigError, runpaths.RunDirError) as e:
+    except config.ConfigError as e:
         click.echo(f"error: {e}", err=True)
-        return 2 if isinstance(e, config.ConfigError) else 1
+        return 2
+    from supervisor import preflight
+
+    problems = preflight.check(cfg, os.environ)  # before the run dir, journal or any process
+    if problems:
+        for p in problems:
+            click.echo(f"error: {p}", err=True)
+        return 2
+    try:
+        paths = runpaths.prepare(runpaths.resolve(run_dir))
+    except runpaths.RunDirError as e:
+        click.echo(f"error: {e}", err=True)
+        return 1
     from trader import logsetup
 
     lc = cfg.logging

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import CollectorRegistry
 
 from trader.metrics import SPECS
+from trader.redact import scrub_url
 
 SampleSource = Callable[[], list[list[Any]]]
 
@@ -35,7 +36,8 @@ class FleetCollector:
                 cls = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
                 fam = families[name] = cls(base, spec.help, labels=list(spec.labels))
             lbl = dict(labels)
-            fam.add_metric([str(lbl.get(k, "")) for k in spec.labels], float(value))
+            # No label value may carry a signed URL (a call name, an error kind): scrubbed here.
+            fam.add_metric([scrub_url(str(lbl.get(k, ""))) for k in spec.labels], float(value))
         yield from families.values()
 
 

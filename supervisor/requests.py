@@ -27,6 +27,7 @@ log = logging.getLogger("flatguard")
 class RequestHandlers:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
+        self.refusals: dict[str, str] = {}  # process -> why it refused (op refused)
 
     async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
         fn = getattr(self, "op_" + op.replace(".", "_"), None)
@@ -63,6 +64,12 @@ class RequestHandlers:
         ch.hb.state = str(args.get("state") or ch.hb.state)
         ch.ready.set()
         log.info("ready process=%s pid=%s", ch.name, ch.pid)
+
+    async def op_refused(self, args: dict[str, Any]) -> None:
+        """A child's reason for refusing this set-up (it exits 78 next): `up`'s last line."""
+        ch = self._child_of(args)
+        if ch is not None:
+            self.refusals[ch.name] = str(args.get("reason") or "")[:500]
 
     async def op_halt(self, args: dict[str, Any]) -> dict[str, Any]:
         trigger = str(args.get("trigger") or "request")

@@ -97,7 +97,7 @@ def test_unknown_strategy_and_bad_keys_fail_before_trading(sim: Sim, stacks: lis
                                                            tmp_path) -> None:
     st = make(sim, stacks, '[strategy]\nname = "nope"\n')
     st.start(wait_ready=False)
-    assert st.wait_exit(60) == 1
+    assert st.wait_exit(60) == 2  # found before anything starts (supervisor/preflight.py)
     assert "strategy" in st.output() and "nope" in st.output()
     key = tmp_path / "keys"
     key.write_text("k\ns\n")
@@ -105,6 +105,6 @@ def test_unknown_strategy_and_bad_keys_fail_before_trading(sim: Sim, stacks: lis
     st2 = Stack(f'[exchange]\nid = "sim"\nurl = "{sim.url}"\nkey_file = "{key}"\n')
     stacks.append(st2)
     st2.start(wait_ready=False)
-    assert st2.wait_exit(60) == 1
+    assert st2.wait_exit(60) == 2
     assert "chmod 600" in st2.output()
     assert sim.state()["orders_received"] == 0

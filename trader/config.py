@@ -409,6 +409,10 @@ def load(path: str | Path | None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    tg = data.get("telegram")
+    if isinstance(tg, dict) and "enabled" not in tg:
+        # A [telegram] section written means Telegram wanted: never silently run without it.
+        data["telegram"] = {**tg, "enabled": True}
     return from_mapping(data, str(p))
 
 

@@ -95,6 +95,10 @@ class Registry:
     def set(self, name: str, value: float, **labels: str) -> None:
         self._values[self._key(name, labels)] = float(value)
 
+    def discard(self, name: str, **labels: str) -> None:
+        """Remove one series: a value that no longer means anything is absent, never -1."""
+        self._values.pop(self._key(name, labels), None)
+
     def clear(self, name: str) -> None:
         for k in [k for k in self._values if k[0] == name]:
             del self._values[k]

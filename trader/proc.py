@@ -38,6 +38,9 @@ def setup_logging(proc: str) -> None:
     """
     import faulthandler
 
+    from trader import redact
+
+    redact.install()  # no signed URL (query string) in any log line, whatever the handler
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     from trader import logsetup
 
@@ -127,7 +130,10 @@ class NotifyClient:
         import zmq
 
         assert level in LEVELS, level
+        from trader.redact import scrub_url
+
         lane = "emergency" if level == CRITICAL else "normal"
+        title, text = scrub_url(title), scrub_url(text)  # every alert of every process
         frames = self._seq.frames("notify", {"level": level, "title": title, "text": text,
                                              "key": key or title, "ts": time.time()})
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -119,7 +120,17 @@ class Connector:
 
     def publish_account(self, source: str) -> None:
         self._last_account_pub = time.monotonic()
-        self.pub.publish(ACCOUNT, self.snapshot(source))
+        snap = self.snapshot(source)
+        self.pub.publish(ACCOUNT, snap)
+        # The exchange's account on /metrics while the trader is down or halted (the supervisor
+        # shows the trader's own values while it runs): supervisor/metrics_truth.py.
+        METRICS.set("flatguard_equity", float(snap["equity"] or 0.0))
+        held = {p["symbol"]: float(p["contracts"]) for p in snap["positions"]}
+        METRICS.clear("flatguard_position_contracts")  # a closed foreign position goes too
+        for sym in self.xc.symbols:
+            METRICS.set("flatguard_position_contracts", held.pop(sym, 0.0), symbol=sym)
+        for sym, contracts in held.items():  # adopted from outside the configured symbols
+            METRICS.set("flatguard_position_contracts", contracts, symbol=sym)
 
     def on_ok(self) -> None:
         self.child.last_ok = time.time()
@@ -170,6 +181,9 @@ class Connector:
         except Refusal as r:
             log.error("event=start_refused reason=%r", str(r))
             self.notify(CRITICAL, "connector refused to start", str(r))
+            # The supervisor's `up` ends with this reason as its last line.
+            await self.child.sup.send_oneway("refused", {"proc": "connector",
+                                                         "pid": os.getpid(), "reason": str(r)})
             await asyncio.sleep(0.2)  # let the notification leave
             await self._close()
             return 78

@@ -1,9 +1,10 @@
 """Start-up of the connector's exchange session: the same path after a crash as on a first run.
 
 Order: keys -> session -> markets -> exchange time -> position mode (one-way only) -> leverage
-per symbol (a symbol whose leverage cannot be set is not traded) -> key permissions -> adopt
-what is already on the account -> dead-man switch and feed objects. A fatal exchange error here
-is handled like any other (halt requested); a :class:`Refusal` ends the process non-zero.
+per symbol (every symbol listed, the leverage within its brackets and set, else a refusal naming
+the key) -> key permissions -> adopt what is already on the account -> dead-man switch and feed
+objects. A fatal exchange error here is handled like any other (halt requested); a
+:class:`Refusal` ends the process with exit 78 (EX_CONFIG), its reason sent to the supervisor.
 """
 
 from __future__ import annotations
@@ -93,20 +94,48 @@ async def _position_mode(c: Connector, ex: Any) -> None:
 
 
 async def _leverage(c: Connector, ex: Any) -> None:
+    """Every configured symbol listed, and its leverage within the symbol's brackets and set --
+    else a refusal naming the key (exit 78): a set-up that cannot be honoured is the config's
+    fault, never a kill switch's, and never a stack that reports ready while trading nothing."""
     g = c.guard
     assert g is not None
+    lev = c.xc.leverage
+    missing = [s for s in c.xc.symbols if s not in ex.markets]
+    if missing:
+        raise Refusal(f"exchange.symbols: {', '.join(missing)} not listed by {ex.id}: "
+                      "remove them or fix the spelling (ccxt's unified form, e.g. "
+                      "'BTC/USDT:USDT')")
+    maxima = await _max_leverage(ex, list(c.xc.symbols))
+    above = {s: m for s, m in maxima.items() if lev > m}
+    if above:
+        raise Refusal(f"exchange.leverage = {lev} is above the maximum {ex.id} allows for " +
+                      ", ".join(f"{s} ({m:g}x)" for s, m in above.items()))
     for sym in c.xc.symbols:
-        if sym not in ex.markets:
-            c.warn("symbol not traded", f"{sym}: no such market on {ex.id}")
-            continue
         try:
-            await g.call("set_leverage", ex.set_leverage, c.xc.leverage, sym, essential=True)
+            await g.call("set_leverage", ex.set_leverage, lev, sym, essential=True)
         except E.Rejected as r:
-            c.warn("symbol not traded", f"{sym}: leverage {c.xc.leverage} could not be set "
-                   f"({r.classification.describe()})")
-            continue
+            raise Refusal(f"exchange.leverage = {lev} could not be set for {sym} on {ex.id} "
+                          f"({r.classification.describe()})") from None
         c.tradable.append(sym)
     log.info("event=leverage_set leverage=%d symbols=%s", c.xc.leverage, ",".join(c.tradable))
+
+
+async def _max_leverage(ex: Any, symbols: list[str]) -> dict[str, float]:
+    """The highest leverage of each symbol's brackets, where the venue publishes them. Advisory:
+    a failed read is logged and skipped (``set_leverage`` refuses by itself then, -4028)."""
+    if not ex.has.get("fetchLeverageTiers"):
+        return {}
+    try:
+        tiers = await ex.fetch_leverage_tiers(symbols)
+    except Exception as e:  # noqa: BLE001 - advisory; the real check is set_leverage's answer
+        log.warning("event=leverage_brackets_unread error=%r", f"{type(e).__name__}: {e}"[:200])
+        return {}
+    out = {}
+    for sym in symbols:
+        ms = [float(t["maxLeverage"]) for t in tiers.get(sym) or () if t.get("maxLeverage")]
+        if ms:
+            out[sym] = max(ms)
+    return out
 
 
 async def _key_check(c: Connector, ex: Any) -> None:

@@ -85,6 +85,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from trader.redact import scrub_url
+
 
 class Kind(StrEnum):
     TRANSIENT = "transient"
@@ -204,7 +206,7 @@ class Classification:
         if self.status is not None:
             bits.append(f"HTTP {self.status}")
         bits.append(f"{self.error}: {self.detail}" if self.detail else self.error)
-        return ", ".join(bits) + f" -- {self.action}"
+        return scrub_url(", ".join(bits) + f" -- {self.action}")
 
 
 class ExchangeCallError(Exception):
