@@ -368,3 +368,5 @@ def test_a_simulator_bug_answers_minus_1000_json(h: SimHarness,
             await ex.fetch_time()
 
     h.run(body())
+    assert h.sim.state.bugs == 2
+    h.sim.state.bugs = 0  # the bugs were injected: the fixture's zero-bug check is for others

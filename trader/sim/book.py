@@ -1,15 +1,17 @@
 """One simulated USDⓈ-M futures account: orders, matching, positions, fees, margin.
 
-Deliberate simplifications (documented so nobody mistakes them for Binance behaviour):
-liquidity is infinite at the best price (no slippage beyond the spread) unless a symbol is made
-*thin* (``liquidity``): then each crossing order finds only that quantity at the touch and the
-next level lies beyond the PERCENT_PRICE band, so a larger MARKET order is refused by price
-protection (-4131) and a crossing limit order fills partially (IOC: the rest expires),
-there is no liquidation and no funding, margin is cross only (``marginType`` is recorded and
-reported but computes the same way), and only LIMIT and MARKET orders exist on
-``/fapi/v1/order`` (conditional orders live on Binance's algo endpoints: ``algo.py``, which
-places its triggered orders here). A symbol's lot filters can be changed live (``filters``,
-``/_sim/filters``); order and trade ids come from ``ids.py`` and never repeat across runs.
+A crossing order walks the book (``depth.py``: finite levels from the liquidity profile, eaten
+by the account and refilled over market time): a MARKET order fills at several prices, an IOC
+beyond the ladder fills partially and expires, a FOK that cannot fill in full expires. A MARKET
+order that cannot fill within the PERCENT_PRICE band is refused (-4131) like Binance's price
+protection. Resting limit orders fill as maker at their price when the quotes cross them.
+Funding and liquidation live in ``funding.py`` and ``liquidation.py`` (they act on this
+account); maintenance margin comes from the leverage brackets (``margin.py``). Margin is cross
+only (``marginType`` is recorded and reported but computes the same way), and only LIMIT and
+MARKET orders exist on ``/fapi/v1/order`` (conditional orders live on Binance's algo
+endpoints: ``algo.py``, which places its triggered orders here). A symbol's lot filters can be
+changed live (``filters``, ``/_sim/filters``); order and trade ids come from ``ids.py`` and
+never repeat across runs.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from trader.sim import checks, depth, margin
 from trader.sim.clock import SimClock
-from trader.sim.errors import BinanceError, not_required
+from trader.sim.errors import BinanceError
 from trader.sim.ids import IdSequence, PerSymbolIds
 from trader.sim.market import Instrument, PriceFeed, instrument
 from trader.sim.records import (  # noqa: F401  (re-exported: the records' old home)
@@ -37,7 +40,7 @@ from trader.sim.records import (  # noqa: F401  (re-exported: the records' old h
 
 TAKER_FEE = D("0.0004")
 MAKER_FEE = D("0.0002")
-MAINT_MARGIN_RATE = D("0.004")
+MAINT_MARGIN_RATE = margin.BRACKETS[0].mmr  # the first bracket's (kept for old importers)
 
 
 @dataclass
@@ -53,7 +56,6 @@ class Account:
     trades: list[Trade] = field(default_factory=list)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     listeners: list[AccountListener] = field(default_factory=list)
-    liquidity: dict[str, Decimal] = field(default_factory=dict)  # thin books: qty at the touch
     wallet_update_time: int = 0
     filters: dict[str, Instrument] = field(default_factory=dict)  # live filter changes
     order_ids: IdSequence = field(default_factory=IdSequence)
@@ -100,23 +102,22 @@ class Account:
         return (sum((self.position_margin(p) for p in self.open_positions()), D(0))
                 + sum((self.order_margin(o) for o in self.open_orders()), D(0)))
 
+    def position_maint(self, p: Position) -> Decimal:
+        return margin.maint_margin(p.amt * self.mark(p.symbol))
+
     def maint_margin(self) -> Decimal:
-        return sum((abs(p.amt) * self.mark(p.symbol) * MAINT_MARGIN_RATE
-                    for p in self.open_positions()), D(0))
+        return sum((self.position_maint(p) for p in self.open_positions()), D(0))
+
+    def margin_balance(self) -> Decimal:
+        return self.wallet + self.total_unrealized()
 
     def available(self) -> Decimal:
         return self.wallet + self.total_unrealized() - self.initial_margin()
 
     def liquidation_price(self, p: Position) -> Decimal:
         """A single-position cross estimate: where wallet + PnL hits maintenance margin."""
-        if not p.amt:
-            return D(0)
-        qty = abs(p.amt)
-        if p.amt > 0:
-            price = (p.entry * qty - self.wallet) / (qty * (1 - MAINT_MARGIN_RATE))
-        else:
-            price = (p.entry * qty + self.wallet) / (qty * (1 + MAINT_MARGIN_RATE))
-        return max(price, D(0))
+        return margin.liquidation_price(p.amt, p.entry, self.wallet,
+                                        p.amt * self.mark(p.symbol))
 
     def find_order(self, symbol: str, order_id: int | None, client_id: str | None,
                    *, code: int) -> Order:
@@ -147,11 +148,12 @@ class Account:
         crosses = req.type == "MARKET" or (
             req.price is not None and (req.price >= touch if req.side == "BUY"
                                        else req.price <= touch))
+        band = quote.mark * (inst.multiplier_up if req.side == "BUY" else inst.multiplier_down)
         if req.type == "MARKET" and not (
                 quote.mark * inst.multiplier_down <= touch <= quote.mark * inst.multiplier_up):
             raise BinanceError(-4131)
-        thin = self.liquidity.get(inst.symbol)
-        if req.type == "MARKET" and thin is not None and req.quantity > thin:
+        if req.type == "MARKET" and _total(quote.levels(req.side, req.quantity,
+                                                        band)) < req.quantity:
             raise BinanceError(-4131)  # it would have to trade beyond the band
         if crosses and req.time_in_force == "GTX":
             raise BinanceError(-5022)
@@ -163,25 +165,33 @@ class Account:
             if increase * cost_price / self.leverage_of(inst.symbol) > self.available():
                 raise BinanceError(-2019)
 
+        order = self._new_order(req, inst.symbol, pos_side)
+        limit = band if req.type == "MARKET" else req.price
+        if crosses and req.time_in_force == "FOK" and _total(quote.levels(
+                req.side, self._fillable(order), limit)) < req.quantity:
+            self._finish(order, "EXPIRED")  # fill-or-kill cannot fill in full
+        elif crosses:
+            self._take(order, limit)
+            if order.is_open and req.time_in_force == "IOC":
+                self._finish(order, "EXPIRED")  # the part the book could not fill
+        elif req.time_in_force in ("IOC", "FOK"):
+            self._finish(order, "EXPIRED")
+        return order
+
+    def _new_order(self, req: OrderRequest, symbol: str, pos_side: str,
+                   client_id: str | None = None) -> Order:
         now = self.clock.now_ms()
         order_id = self.order_ids.next()
         order = Order(
-            order_id=order_id, client_order_id=req.client_order_id or f"sim{order_id}",
-            symbol=inst.symbol, side=req.side, type=req.type,
+            order_id=order_id,
+            client_order_id=client_id or req.client_order_id or f"sim{order_id}",
+            symbol=symbol, side=req.side, type=req.type,
             time_in_force=req.time_in_force or "GTC", qty=req.quantity,
-            price=req.price if req.type == "LIMIT" and req.price is not None else D(0),
+            price=req.price if req.type != "MARKET" and req.price is not None else D(0),
             reduce_only=req.reduce_only, position_side=pos_side, time=now, update_time=now,
             orig_type=req.orig_type)
         self.orders[order.order_id] = order
         self._notify_order(order, None, "NEW")
-        if crosses and thin is not None and req.time_in_force == "FOK" and req.quantity > thin:
-            self._finish(order, "EXPIRED")  # fill-or-kill cannot fill in full
-        elif crosses:
-            self._fill(order, touch, maker=False, limit=thin)
-            if order.is_open and req.time_in_force == "IOC":
-                self._finish(order, "EXPIRED")  # the part the thin book could not fill
-        elif req.time_in_force in ("IOC", "FOK"):
-            self._finish(order, "EXPIRED")
         return order
 
     def cancel(self, symbol: str, order_id: int | None, client_id: str | None) -> Order:
@@ -226,28 +236,33 @@ class Account:
         order.update_time = self.clock.now_ms()
         self._notify_order(order, None, "AMENDMENT")
         if crosses:
-            self._fill(order, touch, maker=False, limit=self.liquidity.get(order.symbol))
+            self._take(order, price)
         return order
 
     def on_prices(self, symbols: Iterable[str]) -> None:
-        """Fill resting limit orders the new quotes cross, as maker at the limit price."""
+        """Fill resting limit orders the new quotes cross, as maker at the limit price (a thin
+        book fills only its quantity at the touch per order)."""
         wanted = set(symbols)
         for order in [o for o in self.open_orders() if o.symbol in wanted]:
             quote = self.feed.quotes[order.symbol]
             if (order.side == "BUY" and quote.ask <= order.price) or (
                     order.side == "SELL" and quote.bid >= order.price):
-                self._fill(order, order.price, maker=True,
-                           limit=self.liquidity.get(order.symbol))
+                qty = self._fillable(order)
+                if not quote.ladder.eaten:
+                    qty = min(qty, quote.ladder.top)
+                if qty > 0:
+                    self._fill(order, order.price, qty, maker=True)
+                else:
+                    self._finish(order, "EXPIRED")
 
     def set_liquidity(self, symbol: str, qty: Decimal | None) -> None:
-        """Make a book thin (``qty`` at the touch per order) or deep again (None)."""
+        """Make a book thin (``qty`` at the touch per order) or the run's profile again (None)."""
         sym = instrument(symbol).symbol
-        if qty is None:
-            self.liquidity.pop(sym, None)
-        elif qty <= 0:
+        if qty is not None and qty <= 0:
             raise BinanceError(-1102, "liquidity must be > 0")
-        else:
-            self.liquidity[sym] = qty
+        quote = self.feed.quotes[sym]
+        quote.ladder = (depth.thin(qty) if qty is not None
+                        else depth.profile(self.feed.profile)[sym])
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         if not 1 <= leverage <= 125:
@@ -293,68 +308,43 @@ class Account:
 
     def check_position_side(self, req: OrderRequest) -> str:
         """The position side an order goes to, or Binance's refusal (-4061, -1106)."""
-        return self._check_position_side(req)
+        return checks.position_side(req, self.dual_side)
 
-    def _check_position_side(self, req: OrderRequest) -> str:
-        ps = (req.position_side or "BOTH").upper()
-        if self.dual_side:
-            if ps not in ("LONG", "SHORT"):
-                raise BinanceError(-4061)
-            if req.reduce_only:
-                raise not_required("reduceOnly")
-            return ps
-        if ps != "BOTH":
-            raise BinanceError(-4061)
-        return ps
+    _check_position_side = check_position_side
 
     def check_filters(self, req: OrderRequest) -> None:
         """Binance's order filters for a request (also used by algo orders at placement)."""
         self._check_filters(self.instrument(req.symbol), req)
 
     def _check_filters(self, inst: Instrument, req: OrderRequest) -> None:
-        if req.quantity <= 0:
-            raise BinanceError(-4003)
-        if _decimals(req.quantity) > inst.qty_precision:
-            raise BinanceError(-1111)
-        if req.quantity % inst.step:
-            raise BinanceError(-4023)
-        if req.quantity < inst.min_qty:
-            raise BinanceError(-1013, "Filter failure: LOT_SIZE")
-        max_qty = inst.market_max_qty if req.type == "MARKET" else inst.max_qty
-        if req.quantity > max_qty:
-            raise BinanceError(-4005)
-        mark = self.mark(inst.symbol)
-        if req.price is not None:
-            if _decimals(req.price) > inst.price_precision:
-                raise BinanceError(-1111)
-            if req.price < inst.min_price:
-                raise BinanceError(-4013, "Price less than min price.")
-            if req.price % inst.tick:
-                raise BinanceError(-4014)
-            if req.side == "BUY" and req.price > mark * inst.multiplier_up:
-                raise BinanceError(-4016, "Limit price can't be higher than "
-                                   f"{inst.fmt_price(mark * inst.multiplier_up)}.")
-            if req.side == "SELL" and req.price < mark * inst.multiplier_down:
-                raise BinanceError(-4024, "Limit price can't be lower than "
-                                   f"{inst.fmt_price(mark * inst.multiplier_down)}.")
-        notional = req.quantity * (req.price if req.price is not None else mark)
-        if not req.reduce_only and notional < inst.min_notional:
-            raise BinanceError(-4164, f"Order's notional must be no smaller than "
-                                      f"{inst.min_notional} (unless you choose reduce only).")
+        checks.filters(inst, req, self.mark(inst.symbol))
 
-    def _fill(self, order: Order, price: Decimal, *, maker: bool,
-              limit: Decimal | None = None) -> None:
+    def _reduces_only(self, order: Order) -> bool:
+        """Reduce-only orders and hedge-mode closes never flip or grow the position."""
         pos = self.position(order.symbol, order.position_side)
-        qty = order.remaining if limit is None else min(order.remaining, limit)
-        capped = False
-        if order.reduce_only or _closes(pos, order.side) and pos.side != "BOTH":
-            # Reduce-only and hedge-mode closes never flip or grow the position; the
-            # position may have shrunk since the order was accepted.
-            allowed = min(qty, abs(pos.amt)) if _closes(pos, order.side) else D(0)
-            qty, capped = allowed, allowed < qty
-            if qty == 0:
-                self._finish(order, "EXPIRED")
-                return
+        return order.reduce_only or (_closes(pos, order.side) and pos.side != "BOTH")
+
+    def _fillable(self, order: Order) -> Decimal:
+        """What the order may still fill: a reduce-only order no more than the position
+        (which may have shrunk since the order was accepted)."""
+        if not self._reduces_only(order):
+            return order.remaining
+        pos = self.position(order.symbol, order.position_side)
+        return min(order.remaining, abs(pos.amt)) if _closes(pos, order.side) else D(0)
+
+    def _take(self, order: Order, limit: Decimal | None) -> None:
+        """Match a crossing order as taker against the book, level by level."""
+        want = self._fillable(order)
+        if want <= 0:
+            self._finish(order, "EXPIRED")
+            return
+        for price, qty in self.feed.quotes[order.symbol].take(order.side, want, limit):
+            self._fill(order, price, qty, maker=False)
+
+    def _fill(self, order: Order, price: Decimal, qty: Decimal, *, maker: bool,
+              exec_type: str = "TRADE") -> None:
+        pos = self.position(order.symbol, order.position_side)
+        reducing = self._reduces_only(order)
         signed = qty if order.side == "BUY" else -qty
         realized = D(0)
         if pos.amt == 0 or (pos.amt > 0) == (signed > 0):
@@ -377,8 +367,8 @@ class Account:
         order.update_time = now
         if order.remaining == 0:
             order.status = "FILLED"
-        else:  # a thin book leaves the rest working; a capped reduce-only close expires it
-            order.status = "EXPIRED" if capped else "PARTIALLY_FILLED"
+        else:  # the book leaves the rest working; a reduce-only close with nothing left expires
+            order.status = "EXPIRED" if reducing and pos.amt == 0 else "PARTIALLY_FILLED"
         trade = Trade(self.trade_ids.next(order.symbol), order.order_id, order.symbol,
                       order.side, order.position_side, price, qty, fee, realized, maker, now)
         self.trades.append(trade)
@@ -388,7 +378,7 @@ class Account:
                                           now, trade.trade_id))
         self.feed.record_trade(order.symbol, qty, price)
         self._notify_account("ORDER", [pos])
-        self._notify_order(order, trade, "TRADE")
+        self._notify_order(order, trade, exec_type)
 
     def _finish(self, order: Order, status: str) -> None:
         order.status = status
@@ -399,6 +389,13 @@ class Account:
         for listener in self.listeners:
             listener.on_order(order, trade, exec_type)
 
+    def notify_account(self, reason: str, positions: list[Position]) -> None:
+        self._notify_account(reason, positions)
+
     def _notify_account(self, reason: str, positions: list[Position]) -> None:
         for listener in self.listeners:
             listener.on_account(reason, positions)
+
+
+def _total(levels: list[tuple[Decimal, Decimal]]) -> Decimal:
+    return sum((q for _, q in levels), D(0))

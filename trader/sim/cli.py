@@ -15,6 +15,7 @@ from decimal import Decimal
 import click
 
 from trader.sim.ban import parse_ban
+from trader.sim.depth import DEFAULT_PROFILE, PROFILES
 from trader.sim.faults import parse_fail, parse_latency, parse_retire
 from trader.sim.server import FailSpec, LatencySpec, RetireSpec, run_sim
 from trader.sim.state import SIM_API_KEY, SIM_API_SECRET, SimConfig
@@ -54,10 +55,19 @@ def _specs(parse, values: tuple[str, ...], option: str) -> list:  # type: ignore
               help="Start IP-banned for SECONDS (like POST /_sim/ban).")
 @click.option("--skew", default=0.0, show_default=True, type=float, metavar="S",
               help="Exchange clock offset in seconds (±).")
+@click.option("--liquidity", default=DEFAULT_PROFILE, show_default=True,
+              type=click.Choice(sorted(PROFILES)),
+              help="Book depth: realistic (a few BTC / tens of ETH at the touch, growing "
+                   "with distance: large orders slip) or deep (everything at the touch).")
+@click.option("--speed", default=1.0, show_default=True, type=float, metavar="N",
+              help="Run the market (price walk, trades, funding) N times faster; the API "
+                   "clock (timestamps, recvWindow, countdowns) stays real time.")
+@click.option("--funding-interval", default=28800.0, show_default=True, type=float,
+              metavar="S", help="Market seconds between funding settlements.")
 def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_interval: float,
         balance: str, weight_limit: int, listen_key_ttl: float, retire: tuple[str, ...],
         fail: tuple[str, ...], latency: float, path_latency: tuple[str, ...], ban: str | None,
-        skew: float) -> None:
+        skew: float, liquidity: str, speed: float, funding_interval: float) -> None:
     """Run the built-in simulated exchange (Binance USDⓈ-M REST + WebSocket)."""
     from trader import logsetup
 
@@ -68,7 +78,8 @@ def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_int
     try:
         config = SimConfig(host=host, port=port, api_key=api_key, api_secret=api_secret,
                            seed=seed, tick_interval=tick_interval, start_balance=Decimal(balance),
-                           weight_limit=weight_limit, listen_key_ttl=listen_key_ttl, skew=skew)
+                           weight_limit=weight_limit, listen_key_ttl=listen_key_ttl, skew=skew,
+                           liquidity=liquidity, speed=speed, funding_interval=funding_interval)
     except (ValueError, ArithmeticError) as exc:
         raise click.UsageError(str(exc)) from None
     retire_specs: list[RetireSpec] = _specs(parse_retire, retire, "--retire")

@@ -45,7 +45,11 @@ Actions take an optional JSON object body and answer JSON; the HTTP method does 
     POST /_sim/expire_listen_keys    expire every listen key now (sends listenKeyExpired)
     POST /_sim/liquidity             {"symbol", "qty"}: a thin book, ``qty`` at the touch per
                                      order (bigger MARKET orders: -4131; limits fill partially);
-                                     "qty": null makes it deep again
+                                     "qty": null restores the run's profile;
+                                     {"profile": "deep"|"realistic", "symbol"?}: the ladder of
+                                     every (or one) symbol (depth.py); no body: the current one
+    POST /_sim/funding               settle funding now at the current estimates (FUNDING_FEE rows,
+                                     wallet, ACCOUNT_UPDATE); answers every FUNDING_FEE row
     POST /_sim/dual                  {"dual": bool}: the account's position mode (hedge = true),
                                      set directly (test setup: open positions are allowed)
 """
@@ -96,7 +100,7 @@ def state_view(s: SimState) -> dict[str, object]:
         "skew_ms": s.clock.skew_ms,
         "frozen": s.frozen,
         "dual_side": acct.dual_side,
-        "liquidity": {k: str(v) for k, v in acct.liquidity.items()},
+        "liquidity": liquidity_view(s),
         "positions": [shapes.position_risk(acct, p, v2=True) for p in acct.open_positions()],
         "open_orders": [shapes.order(o) for o in acct.open_orders()],
         "open_algo_orders": [algo_rest.shape(s, a) for a in s.algos.open_orders()],
@@ -104,6 +108,11 @@ def state_view(s: SimState) -> dict[str, object]:
         "balances": shapes.balance(acct),
         "wallet": str(acct.wallet),
         "marks": {sym: str(q.mark) for sym, q in s.feed.quotes.items()},
+        "last_prices": {sym: str(q.last_price) for sym, q in s.feed.quotes.items()},
+        "funding_rates": {sym: str(q.funding_rate) for sym, q in s.feed.quotes.items()},
+        "speed": s.config.speed,
+        "market_ms": s.market_ms,
+        "liquidations": s.liquidator.liquidations,
         "leverage": dict(acct.leverage),
         "requests": dict(s.requests),
         "orders_received": sum(1 for e in s.order_log
@@ -231,10 +240,29 @@ async def _algo(s: SimState, b: Body) -> object:
     return algo_rest.shape(s, s.algos.place(algo_rest.parse(s, params)))
 
 
+def liquidity_view(s: SimState) -> dict[str, object]:
+    """The run's profile and, per symbol, the thin override (qty at the touch) if any."""
+    return {"profile": s.feed.profile,
+            "thin": {sym: str(q.ladder.top) for sym, q in s.feed.quotes.items()
+                     if not q.ladder.eaten}}
+
+
 async def _liquidity(s: SimState, b: Body) -> object:
-    qty = _dec(b, "qty") if b.get("qty") is not None else None
-    s.account.set_liquidity(str(b.get("symbol", "")), qty)
-    return {k: str(v) for k, v in s.account.liquidity.items()}
+    if "profile" in b:
+        sym = instrument(str(b["symbol"])).symbol if b.get("symbol") else None
+        s.feed.set_profile(str(b["profile"]), sym)
+    elif "qty" in b:
+        qty = _dec(b, "qty") if b.get("qty") is not None else None
+        s.account.set_liquidity(str(b.get("symbol", "")), qty)
+    elif b:
+        raise BadControlRequest("give 'qty' (with 'symbol') or 'profile'")
+    return liquidity_view(s)
+
+
+async def _funding(s: SimState, b: Body) -> object:
+    s.funding.settle(s.clock.now_ms())
+    s.liquidator.check()
+    return [shapes.income(i) for i in s.account.income if i.income_type == "FUNDING_FEE"]
 
 
 async def _dual(s: SimState, b: Body) -> object:
@@ -254,6 +282,7 @@ ACTIONS: dict[str, Action] = {
     "freeze": _freeze, "unfreeze": _unfreeze, "price": _price, "position": _position,
     "order": _order, "expire_listen_keys": _expire, "liquidity": _liquidity, "dual": _dual,
     "ban": _ban, "algo": _algo, "garbage": _garbage, "filters": _filters,
+    "funding": _funding,
 }
 
 

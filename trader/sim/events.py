@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from trader.sim.algo import AlgoOrder
 from trader.sim.book import Account, Order, Position, Trade
 from trader.sim.candles import Candles
@@ -128,6 +130,27 @@ def algo_update(a: AlgoOrder, child: Order | None, now: int) -> Json:
         "pP": a.price_protect, "R": a.reduce_only, "tt": a.trigger_time, "gtd": 0,
         "rm": a.reject_reason,
     }}
+
+
+def margin_call(acct: Account, positions: list[Position], now: int) -> Json:
+    """MARGIN_CALL: the margin ratio is high (cross: ``cw`` is the cross wallet)."""
+    rows = []
+    for p in positions:
+        inst = INSTRUMENTS[p.symbol]
+        rows.append({"s": p.symbol, "ps": p.side, "pa": inst.fmt_qty(p.amt), "mt": "CROSSED",
+                     "iw": "0", "mp": f"{acct.mark(p.symbol):.8f}",
+                     "up": f"{acct.unrealized(p):.8f}", "mm": f"{acct.position_maint(p):.8f}"})
+    return {"e": "MARGIN_CALL", "E": now, "cw": f"{acct.wallet:.8f}", "p": rows}
+
+
+def force_order(o: Order, price: Decimal, now: int) -> Json:
+    """``<symbol>@forceOrder``: a liquidation order, as the market sees it (LIMIT IOC at the
+    bankruptcy price)."""
+    inst = INSTRUMENTS[o.symbol]
+    return {"e": "forceOrder", "E": now, "o": {
+        "s": o.symbol, "S": o.side, "o": "LIMIT", "f": "IOC", "q": inst.fmt_qty(o.qty),
+        "p": inst.fmt_price(price), "ap": inst.fmt_price(o.avg_price), "X": o.status,
+        "l": inst.fmt_qty(o.qty), "z": inst.fmt_qty(o.executed), "T": o.update_time}}
 
 
 def listen_key_expired(key: str, now: int) -> Json:

@@ -1,10 +1,11 @@
-"""Market and account history: ``GET /fapi/v1/klines``, ``/fapi/v1/aggTrades`` and
-``/fapi/v1/income``.
+"""Market and account history: ``GET /fapi/v1/klines``, ``/fapi/v1/aggTrades``,
+``/fapi/v1/income`` and ``/fapi/v1/fundingRate``.
 
-The simulator's only trades are the account's own fills, so aggregate trades are those fills
-(one per fill: the sim never has two fills at one price and instant to aggregate), and income
-holds REALIZED_PNL and COMMISSION rows from them. There is no funding yet, so no FUNDING_FEE
-rows (issue 12, point 3).
+Aggregate trades are the account's own fills (one per fill: the sim never has two fills at one
+price and instant to aggregate; the market's background trades move the last price and the
+volume but are not listed). Income holds REALIZED_PNL and COMMISSION rows from the fills,
+FUNDING_FEE rows from settlements (``funding.py``) and INSURANCE_CLEAR rows from liquidations;
+``fundingRate`` lists the settlements' rates.
 """
 
 from __future__ import annotations
@@ -87,10 +88,22 @@ async def income(s: SimState, p: Params) -> object:
     return [shapes.income(i) for i in rows[:limit]]
 
 
+async def funding_rate(s: SimState, p: Params) -> object:
+    sym = instrument(p.text("symbol")).symbol if "symbol" in p else None
+    limit = _limit(p, 100, 1000)
+    start, end = p.integer("startTime"), p.integer("endTime")
+    rows = [r for r in s.funding.history if (sym is None or r.symbol == sym)
+            and (start is None or r.time >= start) and (end is None or r.time <= end)]
+    rows = rows[:limit] if start is not None else rows[-limit:]
+    return [{"symbol": r.symbol, "fundingRate": f"{r.rate:.8f}", "fundingTime": r.time,
+             "markPrice": f"{r.mark:.8f}"} for r in rows]
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     (r.method, r.path): r for r in (
         Route("GET", "/fapi/v1/klines", klines, weight=_kline_weight),
         Route("GET", "/fapi/v1/aggTrades", agg_trades, weight=20),
         Route("GET", "/fapi/v1/income", income, "SIGNED", 30),
+        Route("GET", "/fapi/v1/fundingRate", funding_rate),
     )
 }

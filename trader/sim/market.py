@@ -1,8 +1,13 @@
-"""Instruments, their exchange filters, and seeded random-walk mark prices.
+"""Instruments, their exchange filters, seeded random-walk mark prices and the book around them.
 
 The filters mirror what Binance publishes for these perpetuals in ``/fapi/v1/exchangeInfo``
 (price/lot steps, precisions, min notional), except MARKET_LOT_SIZE.maxQty, which is kept
 small on purpose so that closing a position in several market orders can be exercised.
+
+Each ``step`` covers ``dt`` seconds of *market* time (``SimConfig.speed`` times the wall time):
+the log-return stdev grows with its square root, the book refills (``depth.py``) and one market
+trade prints at the touch. The last price comes from trades (the market's and the account's),
+the mark from the walk; the index lags the mark (a mean of its last ten values).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from trader.sim import depth
 from trader.sim.clock import SimClock
+from trader.sim.depth import Ladder
 from trader.sim.errors import BinanceError
 
 D = Decimal
@@ -178,7 +185,8 @@ def instrument(symbol: str | None) -> Instrument:
 
 @dataclass
 class Quote:
-    """Market state of one symbol. Bid/ask straddle the mark by half the spread."""
+    """Market state of one symbol. Bid/ask straddle the mark by half the spread; the book
+    behind them is ``ladder`` minus what the account ate (``eaten``, per side)."""
 
     inst: Instrument
     mark: Decimal
@@ -186,13 +194,18 @@ class Quote:
     open: Decimal
     high: Decimal
     low: Decimal
+    ladder: Ladder
     volume: Decimal = D(0)
     quote_volume: Decimal = D(0)
     trades: int = 0
     update_id: int = 1
     time_ms: int = 0
     last_qty: Decimal = D(0)
+    last: Decimal = D(0)  # price of the last trade (0: none yet, the mark stands in)
     history: list[Decimal] = field(default_factory=list)
+    eaten: dict[str, Decimal] = field(default_factory=lambda: {"BUY": D(0), "SELL": D(0)})
+    funding_rate: Decimal = D("0.0001")  # the estimate for the next settlement (funding.py)
+    next_funding_ms: int = 0  # API time of the next settlement
 
     @property
     def bid(self) -> Decimal:
@@ -204,31 +217,84 @@ class Quote:
         return ask if ask > self.bid else self.bid + self.inst.tick
 
     @property
+    def last_price(self) -> Decimal:
+        return self.last or self.mark
+
+    @property
     def index(self) -> Decimal:
         # A slightly lagging index (mean of the last marks) is enough for premiumIndex.
         window = self.history[-10:] or [self.mark]
         return self.inst.round_price(sum(window, D(0)) / len(window), up=False)
+
+    def gap(self) -> Decimal:
+        return max(self.inst.round_price(self.mark * self.ladder.gap_bp / 10000, up=False),
+                   self.inst.tick)
+
+    def levels(self, side: str, qty: Decimal | None = None,
+               limit: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
+        """What a taker on ``side`` (BUY takes asks) finds, best first, without taking it."""
+        buy = side == "BUY"
+        return depth.walk(self.ladder, self.ask if buy else self.bid, self.gap(),
+                          1 if buy else -1, self.eaten[side] if self.ladder.eaten else D(0),
+                          qty, limit)
+
+    def take(self, side: str, qty: Decimal,
+             limit: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
+        """Fill up to ``qty`` for a taker on ``side`` and eat it from the book."""
+        fills = self.levels(side, qty, limit)
+        if self.ladder.eaten:
+            self.eaten[side] += sum((q for _, q in fills), D(0))
+        return fills
+
+    def refill(self, dt: float, half_life: float) -> None:
+        """Market makers come back: what was eaten decays with a half-life (market s)."""
+        keep = D(repr(0.5 ** (dt / half_life))) if half_life > 0 else D(0)
+        for side, eaten in self.eaten.items():  # on the lot grid: book sizes stay in steps
+            self.eaten[side] = (eaten * keep / self.inst.step).to_integral_value(
+                ROUND_FLOOR) * self.inst.step
+
+    def impact(self, side: str, notional: Decimal) -> Decimal:
+        """Average price of taking ``notional`` USDT on ``side`` (Binance's impact bid/ask);
+        the last level's price when the ladder runs out."""
+        got, cost = D(0), D(0)
+        for price, size in self.levels(side):
+            take = min(size, (notional - cost) / price)
+            got, cost = got + take, cost + take * price
+            if cost >= notional:
+                break
+        return cost / got if got else self.mark
 
 
 class PriceFeed:
     """Seeded geometric random walk per symbol; one ``step()`` per market-data tick."""
 
     def __init__(self, clock: SimClock, seed: int = 1, volatility: float = 0.0002,
-                 spread: float = 0.0001) -> None:
+                 spread: float = 0.0001, liquidity: str = depth.DEFAULT_PROFILE,
+                 tick_interval: float = 0.1, half_life: float = 1.0) -> None:
         self.clock = clock
         self.volatility = volatility
+        self.tick_interval = tick_interval  # the dt whose stdev is ``volatility``
+        self.half_life = half_life  # market seconds for eaten depth to come half back
+        self.profile = liquidity
+        ladders = depth.profile(liquidity)
         self._rngs = {s: random.Random(f"{seed}:{s}") for s in INSTRUMENTS}
+        self._trade_rngs = {s: random.Random(f"{seed}:{s}:trades") for s in INSTRUMENTS}
         now = clock.now_ms()
         self.quotes = {
             s: Quote(i, i.start_price, D(str(spread)), i.start_price, i.start_price,
-                     i.start_price, time_ms=now)
+                     i.start_price, ladders[s], time_ms=now, history=[i.start_price])
             for s, i in INSTRUMENTS.items()
         }
 
-    def step(self) -> list[str]:
+    def step(self, dt: float | None = None) -> list[str]:
+        """Advance the market by ``dt`` market seconds (default: one tick at speed 1)."""
+        dt = self.tick_interval if dt is None else dt
+        scale = math.sqrt(dt / self.tick_interval)
         for sym, q in self.quotes.items():
-            shock = math.exp(self._rngs[sym].gauss(0.0, self.volatility))
+            shock = math.exp(self._rngs[sym].gauss(0.0, self.volatility * scale))
             self._set(q, q.inst.round_price(q.mark * D(repr(shock)), up=False))
+            q.refill(dt, self.half_life)
+            self._market_trade(q, dt)
         return list(self.quotes)
 
     def set_price(self, symbol: str, price: Decimal, spread: Decimal | None = None) -> None:
@@ -236,6 +302,15 @@ class PriceFeed:
         if spread is not None:
             q.spread = spread
         self._set(q, q.inst.round_price(price, up=False))
+        q.last = q.mark  # the market trades at the new price at once
+
+    def set_profile(self, name: str, symbol: str | None = None) -> None:
+        ladders = depth.profile(name)
+        for sym, q in self.quotes.items():
+            if symbol is None or sym == symbol:
+                q.ladder = ladders[sym]
+        if symbol is None:
+            self.profile = name
 
     def record_trade(self, symbol: str, qty: Decimal, price: Decimal) -> None:
         q = self.quotes[symbol]
@@ -243,6 +318,17 @@ class PriceFeed:
         q.quote_volume += qty * price
         q.trades += 1
         q.last_qty = qty
+        q.last = price
+
+    def _market_trade(self, q: Quote, dt: float) -> None:
+        """Someone else trades at the touch: the last price moves between bid and ask and
+        the volume grows with market time (a few percent of the top level per tick)."""
+        rng = self._trade_rngs[q.inst.symbol]
+        buy = rng.random() < 0.5
+        typical = depth.PROFILES[depth.DEFAULT_PROFILE][q.inst.symbol].top  # not the deep one
+        size = D(repr(rng.expovariate(1.0) * 0.02 * dt / self.tick_interval)) * typical
+        qty = max(q.inst.step, (size / q.inst.step).to_integral_value(ROUND_FLOOR) * q.inst.step)
+        self.record_trade(q.inst.symbol, qty, q.ask if buy else q.bid)
 
     def _set(self, q: Quote, mark: Decimal) -> None:
         q.mark = mark

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from trader.sim import shapes
+from trader.sim import margin, shapes
 from trader.sim.errors import BinanceError
 from trader.sim.market import INSTRUMENTS, instrument
 from trader.sim.params import Params, order_request
@@ -134,16 +134,9 @@ async def position_risk_v3(s: SimState, p: Params) -> object:
 
 
 async def leverage_bracket(s: SimState, p: Params) -> object:
-    # cum as an integer where it is one: the SDK models it as int (Binance's doc example)
     def brackets(sym: str) -> dict[str, object]:
-        return {"symbol": sym, "notionalCoef": 1.0, "brackets": [
-            {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
-             "maintMarginRatio": 0.004, "cum": 0},
-            {"bracket": 2, "initialLeverage": 100, "notionalCap": 600000,
-             "notionalFloor": 50000, "maintMarginRatio": 0.005, "cum": 50},
-            {"bracket": 3, "initialLeverage": 20, "notionalCap": 10000000,
-             "notionalFloor": 600000, "maintMarginRatio": 0.025, "cum": 12050},
-        ]}
+        return {"symbol": sym, "notionalCoef": 1.0,
+                "brackets": [b.row() for b in margin.BRACKETS]}
     return _one_or_all(p, [brackets(x) for x in _symbols(p)])
 
 

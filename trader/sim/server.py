@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from trader import sigterm
 from trader.sim import control, pipeline
 from trader.sim.faults import Failure
 from trader.sim.state import STATE_KEY, SimConfig, SimState, log
@@ -100,13 +102,16 @@ class SimServer:
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
         interval = self.config.tick_interval
-        next_at = loop.time()
+        next_at = last = loop.time()
         while True:
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+            now = loop.time()
+            # the time actually elapsed, so the market keeps ``speed`` × real time when late
+            elapsed, last = now - last, now
             if not self.state.frozen:
                 try:
-                    self.state.tick(self.state.feed.step())
+                    self.state.advance(elapsed)
                 except Exception:  # a bug in one tick must not stop the market
                     log.exception("sim tick failed")
 
@@ -145,13 +150,20 @@ def run_sim(config: SimConfig, *, retire: Sequence[RetireSpec] = (),
     """Run until SIGTERM/SIGINT; print the ready line (flushed) once listening."""
 
     async def main() -> None:
+        # Started by `flatguard up`: SIGTERM only from it (or once it is gone), so a SIGTERM to
+        # every process (systemd) cannot take the exchange away from its orderly stop's flatten.
+        supervised = os.environ.get("FLATGUARD_SIM_SUPERVISED") == "1"
+        if supervised:
+            sigterm.block()  # before any thread exists
         server = SimServer(config)
         apply_faults(server, retire=retire, fail=fail, latency_ms=latency_ms,
                      path_latency=path_latency, ban=ban)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGINT,) if supervised else (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)  # the handler only sets; main stops
+        if supervised:
+            sigterm.install(stop.set)
         await server.start()
         try:
             print(server.ready_line(), flush=True)

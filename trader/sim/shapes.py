@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from trader.sim.book import MAINT_MARGIN_RATE, Account, Income, Order, Position, Trade
+from trader.sim.book import Account, Income, Order, Position, Trade
 from trader.sim.market import INSTRUMENTS, Quote
 
 Json = dict[str, object]
@@ -120,7 +120,7 @@ def position_risk(acct: Account, p: Position, *, v2: bool) -> Json:
         out.update({
             "marginAsset": "USDT",
             "initialMargin": _f(margin),
-            "maintMargin": _f(abs(notional) * MAINT_MARGIN_RATE),
+            "maintMargin": _f(acct.position_maint(p)),
             "positionInitialMargin": _f(margin),
             "openOrderInitialMargin": "0",
             "adl": 0,
@@ -198,7 +198,7 @@ def _account_v2_row(acct: Account, p: Position) -> Json:
     return {
         "symbol": p.symbol,
         "initialMargin": _f(margin + order_im),
-        "maintMargin": _f(abs(p.amt) * acct.mark(p.symbol) * MAINT_MARGIN_RATE),
+        "maintMargin": _f(acct.position_maint(p)),
         "unrealizedProfit": _f(acct.unrealized(p)),
         "positionInitialMargin": _f(margin),
         "openOrderInitialMargin": _f(order_im),
@@ -239,22 +239,22 @@ def premium_index(q: Quote, now: int) -> Json:
         "markPrice": _f(q.mark),
         "indexPrice": _f(q.index),
         "estimatedSettlePrice": _f(q.index),
-        "lastFundingRate": "0.00010000",
+        "lastFundingRate": _f(q.funding_rate),  # Binance: the estimate for the next one
         "interestRate": "0.00010000",
-        "nextFundingTime": (now // 28_800_000 + 1) * 28_800_000,
+        "nextFundingTime": q.next_funding_ms or (now // 28_800_000 + 1) * 28_800_000,
         "time": q.time_ms,
     }
 
 
 def ticker_24hr(q: Quote) -> Json:
     inst = q.inst
-    change = q.mark - q.open
+    change = q.last_price - q.open
     return {
         "symbol": inst.symbol,
         "priceChange": inst.fmt_price(change),
         "priceChangePercent": f"{change / q.open * 100:.3f}",
         "weightedAvgPrice": inst.fmt_price(q.quote_volume / q.volume if q.volume else q.mark),
-        "lastPrice": inst.fmt_price(q.mark),
+        "lastPrice": inst.fmt_price(q.last_price),
         "lastQty": inst.fmt_qty(q.last_qty),
         "openPrice": inst.fmt_price(q.open),
         "highPrice": inst.fmt_price(q.high),
@@ -271,24 +271,29 @@ def ticker_24hr(q: Quote) -> Json:
 
 def book_ticker(q: Quote) -> Json:
     inst = q.inst
+    bids, asks = q.levels("SELL")[:1], q.levels("BUY")[:1]
     return {
         "symbol": inst.symbol,
-        "bidPrice": inst.fmt_price(q.bid),
-        "bidQty": inst.fmt_qty(inst.max_qty),
-        "askPrice": inst.fmt_price(q.ask),
-        "askQty": inst.fmt_qty(inst.max_qty),
+        "bidPrice": inst.fmt_price(bids[0][0] if bids else q.bid),
+        "bidQty": inst.fmt_qty(bids[0][1] if bids else Decimal(0)),
+        "askPrice": inst.fmt_price(asks[0][0] if asks else q.ask),
+        "askQty": inst.fmt_qty(asks[0][1] if asks else Decimal(0)),
         "time": q.time_ms,
         "lastUpdateId": q.update_id,
     }
 
 
 def depth(q: Quote, limit: int, now: int) -> Json:
+    """The ladder as the account would find it (levels it ate are gone until they refill)."""
     inst = q.inst
-    size = inst.fmt_qty(inst.max_qty)
+
+    def rows(side: str) -> list[list[str]]:
+        return [[inst.fmt_price(p), inst.fmt_qty(size)] for p, size in q.levels(side)[:limit]]
+
     return {
         "lastUpdateId": q.update_id,
         "E": now,
         "T": q.time_ms,
-        "bids": [[inst.fmt_price(q.bid - i * inst.tick), size] for i in range(limit)],
-        "asks": [[inst.fmt_price(q.ask + i * inst.tick), size] for i in range(limit)],
+        "bids": rows("SELL"),
+        "asks": rows("BUY"),
     }

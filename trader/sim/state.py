@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
+from trader.sim import depth
 from trader.sim.algo import AlgoBook
 from trader.sim.auth import Credentials
 from trader.sim.ban import Ban
@@ -18,7 +19,9 @@ from trader.sim.book import Account
 from trader.sim.candles import Candles
 from trader.sim.clock import SimClock
 from trader.sim.faults import Faults
+from trader.sim.funding import Funding
 from trader.sim.garbage import Garbage
+from trader.sim.liquidation import Liquidator
 from trader.sim.market import PriceFeed
 from trader.sim.ws import StreamHub
 
@@ -46,6 +49,13 @@ class SimConfig:
     order_limit_1m: int = 1200  # new orders per minute; 0 disables
     listen_key_ttl: float = 3600.0  # seconds without keep-alive before a key expires
     skew: float = 0.0  # exchange clock offset, seconds
+    # The market model (depth.py, funding.py, liquidation.py). ``speed`` runs the market
+    # (walk, trades, book refill, funding) that many times faster than the API clock, which
+    # stays real: timestamps, recvWindow and countdowns behave as on Binance.
+    liquidity: str = depth.DEFAULT_PROFILE  # "realistic" | "deep"
+    speed: float = 1.0
+    funding_interval: float = 28_800.0  # market seconds between funding settlements
+    book_half_life: float = 1.0  # market seconds for eaten depth to come half back
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
@@ -53,6 +63,11 @@ class SimConfig:
             raise ValueError(f"sim host must be a loopback address, not {self.host!r}")
         if self.tick_interval <= 0:
             raise ValueError("tick_interval must be > 0")
+        if not self.speed > 0:
+            raise ValueError("speed must be > 0")
+        if not self.funding_interval > 0:
+            raise ValueError("funding_interval must be > 0")
+        depth.profile(self.liquidity)  # a ValueError naming the profiles
 
 
 class WeightMeter:
@@ -145,6 +160,9 @@ class SimState:
     meter: WeightMeter
     creds: Credentials
     algos: AlgoBook
+    funding: Funding
+    liquidator: Liquidator
+    market_ms: int  # the market model's clock (runs ``speed`` times the API clock)
     candles: Candles = field(default_factory=Candles)
     faults: Faults = field(default_factory=Faults)
     ban: Ban = field(default_factory=Ban)
@@ -164,14 +182,21 @@ class SimState:
     @classmethod
     def build(cls, config: SimConfig) -> SimState:
         clock = SimClock(config.skew)
-        feed = PriceFeed(clock, config.seed, config.volatility, config.spread)
+        feed = PriceFeed(clock, config.seed, config.volatility, config.spread,
+                         config.liquidity, config.tick_interval, config.book_half_life)
         account = Account(feed, clock, wallet=config.start_balance,
                           default_leverage=config.default_leverage)
         account.wallet_update_time = clock.now_ms()
         hub = StreamHub(feed, account, clock, config.listen_key_ttl)
         algos = AlgoBook(account, clock)
         algos.publish = hub.on_algo
+        liquidator = Liquidator(account, clock)
+        liquidator.publish_user = hub.publish_user
+        liquidator.publish_force = hub.publish_force
+        market_ms = clock.now_ms()
+        funding = Funding(account, feed, config.funding_interval, market_ms)
         return cls(config=config, clock=clock, feed=feed, account=account, hub=hub,
+                   funding=funding, liquidator=liquidator, market_ms=market_ms,
                    countdowns=Countdowns(account, clock),
                    meter=WeightMeter(clock, config.weight_limit, config.order_limit_10s,
                                      config.order_limit_1m),
@@ -184,6 +209,7 @@ class SimState:
         now = self.clock.now_ms()
         for sym, q in self.feed.quotes.items():  # klines have a bar from the first minute
             self.candles.on_price(sym, q.mark, now)
+        self.funding.on_tick(0.0, self.market_ms, now, self.config.speed)
 
     def bug(self, what: str) -> None:
         """Count a simulator bug and log it loudly (with the traceback being handled)."""
@@ -197,13 +223,26 @@ class SimState:
         elif self.flat_since_ns is None:
             self.flat_since_ns = time.time_ns()
 
+    def advance(self, wall_s: float) -> list[str]:
+        """Run the market for ``wall_s`` seconds of API time (``speed`` times as much market
+        time): walk, trades and book refill, funding, then one tick. The ticker calls it with
+        the time since its last call; tests call it directly (deterministic)."""
+        dt = wall_s * self.config.speed
+        self.market_ms += round(dt * 1000)
+        symbols = self.feed.step(dt)
+        self.funding.on_tick(dt, self.market_ms, self.clock.now_ms(), self.config.speed)
+        self.tick(symbols)
+        return symbols
+
     def tick(self, symbols: list[str]) -> None:
-        """Publish new quotes, match resting orders and trigger algo orders against them."""
+        """Publish new quotes, match resting orders, trigger algo orders against them and
+        liquidate an account under its maintenance margin."""
         now = self.clock.now_ms()
         for sym in symbols:
             self.candles.on_price(sym, self.feed.quotes[sym].mark, now)
         self.account.on_prices(symbols)
         self.algos.on_prices(symbols)
+        self.liquidator.check()
         self.hub.publish_market(symbols)
 
 

@@ -11,7 +11,8 @@ simulator serves every stream on every category path (Binance routes them by cat
 
 Streams: ``<s>@markPrice[@1s]``, ``@bookTicker``, ``@ticker``, ``@miniTicker``,
 ``@depth<5|10|20>[@100ms|@250ms|@500ms]`` and ``@kline_<interval>`` (every market tick),
-``@aggTrade`` (every fill), the ``!...@arr`` forms, and listen keys.
+``@aggTrade`` (every fill), ``@forceOrder`` / ``!forceOrder@arr`` (the account's liquidations),
+the ``!...@arr`` forms, and listen keys.
 
 Each connection has a bounded send queue drained by its own task, so one slow reader never
 stalls the market-data tick; a reader that falls too far behind is disconnected, as Binance
@@ -43,9 +44,11 @@ from trader.sim.market import INSTRUMENTS, PriceFeed
 
 SEND_QUEUE = 2000
 _SYMBOL_STREAM = re.compile(
-    r"^([a-z0-9]+)@(markPrice(?:@1s|@3s)?|bookTicker|ticker|miniTicker|aggTrade"
+    r"^([a-z0-9]+)@(markPrice(?:@1s|@3s)?|bookTicker|ticker|miniTicker|aggTrade|forceOrder"
     r"|depth(5|10|20)(?:@100ms|@250ms|@500ms)?|kline_([0-9]+[mhdwM]))$")
-_ALL_STREAM = re.compile(r"^!(markPrice@arr(@1s|@3s)?|bookTicker|ticker@arr|miniTicker@arr)$")
+_ALL_STREAM = re.compile(
+    r"^!(markPrice@arr(@1s|@3s)?|bookTicker|ticker@arr|miniTicker@arr|forceOrder@arr)$")
+_EVENT_KINDS = ("aggTrade", "forceOrder")  # published when they happen, not every tick
 WS_PATHS = ("/ws", "/stream") + tuple(f"/{category}/{form}" for category in (
     "market", "public", "private") for form in ("ws", "stream"))
 
@@ -150,12 +153,14 @@ class StreamHub:
                 m = _SYMBOL_STREAM.match(stream)
                 if m:
                     sym = m.group(1).upper()
-                    if sym in symbols and m.group(2) != "aggTrade":  # aggTrade: per fill
+                    if sym in symbols and m.group(2) not in _EVENT_KINDS:
                         built = payload(m.group(2), sym)
                         if built is not None:
                             self._send(conn, stream, built)
                     continue
                 kind = stream[1:].split("@")[0]
+                if kind in _EVENT_KINDS:
+                    continue
                 if kind == "bookTicker":
                     for sym in symbols:
                         self._send(conn, stream, payload(kind, sym))
@@ -177,6 +182,18 @@ class StreamHub:
         payload = events.account_update(self.account, reason, positions, self.clock.now_ms())
         self.garbage.account_update(payload)
         self._publish_user(payload)
+
+    def publish_user(self, payload: dict[str, object]) -> None:
+        """A user-data event built elsewhere (MARGIN_CALL)."""
+        self._publish_user(payload)
+
+    def publish_force(self, symbol: str, payload: dict[str, object]) -> None:
+        """A liquidation order on ``<symbol>@forceOrder`` and ``!forceOrder@arr``."""
+        names = (f"{symbol.lower()}@forceOrder", "!forceOrder@arr")
+        for conn in list(self.conns):
+            for name in names:
+                if name in conn.streams:
+                    self._send(conn, name, payload)
 
     def on_algo(self, a: AlgoOrder, child: Order | None) -> None:
         self._publish_user(events.algo_update(a, child, self.clock.now_ms()))
