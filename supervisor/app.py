@@ -343,17 +343,29 @@ class Supervisor:
             self.alert("critical", f"{ch.name} flapping", text, key=f"flapping-{ch.name}")
 
     def check_heartbeats(self) -> None:
+        from supervisor import hang  # here, not at the top: keeps this change to this method
+
         now = time.monotonic()
         for ch in self.children.values():
             if ch.pid is None or ch.state not in (RUNNING, STARTING):
                 continue
-            hang = self.hang_limit(ch.name)
-            age = now - ch.hb.at
             if ch.state == STARTING:
                 continue  # start-up has its own ready_timeout
-            if age > hang:
-                self._hung(ch, f"no heartbeat for {age:.2f} s (limit {hang:g} s)")
-            elif ch.name == TRADER and ch.hb.last_md and \
+            if ch.judge is None or ch.judge.pid != ch.pid:  # one judge per process generation
+                # tick: the interval watch() checks at; a longer gap is the supervisor's stall
+                tick = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
+                ch.judge = hang.Judge(ch.pid, self.hang_limit(ch.name), tick)
+            d = ch.judge.assess(now, ch.hb.at, ch.hb.loop)
+            if d.verdict == hang.Verdict.HUNG:
+                self._hung(ch, d.message)
+                continue
+            if d.changed and d.verdict == hang.Verdict.STARVED:  # once per late episode: why
+                log.warning("process=%s heartbeat late, not hung: %s; extended up to %g s",
+                            ch.name, d.message, ch.judge.cap)
+            elif d.changed and d.evidence:  # the end of an extension: how close a call it was
+                log.warning("process=%s heartbeat late, not hung: %s (limit %g s)", ch.name,
+                            d.evidence, ch.judge.bound)
+            if d.verdict == hang.Verdict.OK and ch.name == TRADER and ch.hb.last_md and \
                     time.time() - ch.hb.last_md > self.stale_backstop:
                 # Beats but no progress. One condition, one key (risk.stale_halt): the trader's
                 # own guard acts first with a better reason; this is the backstop if it does not.
@@ -374,7 +386,9 @@ class Supervisor:
     def hang_limit(self, name: str) -> float:
         """A hang is ``liveness x interval`` late for the trading path (trader, connector). The
         notifier and commander run at a lower priority and only cost a restart when killed, so a
-        loaded machine gets them HELPER_HANG_FACTOR times the slack before they count as hung."""
+        loaded machine gets them HELPER_HANG_FACTOR times the slack before they count as hung.
+        This is the bound supervisor/hang.py judges from: a late beat whose /proc evidence says
+        starved (run-queue wait, start-up, I/O) is extended up to hang.CAP_FACTOR x it."""
         hang = self.cfg.hang_timeout
         return hang if name in (TRADER, CONNECTOR) else hang * HELPER_HANG_FACTOR
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.hang import Judge
+
 log = logging.getLogger("flatguard")
 
 # Lifecycle of a child as the supervisor sees it.
@@ -65,6 +67,7 @@ class Child:
     restart_times: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     expected_exit: bool = False
     started_at: float = 0.0
+    judge: Judge | None = None  # hang evidence for the current pid (supervisor/hang.py)
     _pidfd: int = -1
 
     @property

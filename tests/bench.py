@@ -32,6 +32,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "connector": ("tests.bench_connector", "run"),
     "control": ("tests.bench_control", "run"),
     "notifier": ("tests.bench_notifier", "run"),
+    "falsekill": ("tests.bench_falsekill", "run"),
 }
 
 
@@ -62,6 +63,9 @@ TARGETS: dict[str, Target] = {
     "crash_to_flat_p50_ms": Target("<=", 100.0, "ms", "trader SIGKILL -> flat"),
     "hang_to_flat_p50_ms": Target("<=", 1500.0, "ms", "trader SIGSTOP -> flat"),
     "hang_to_flat_p99_ms": Target("<=", 1500.0, "ms", "trader SIGSTOP -> flat (worst)"),
+    "falsekill_kills": Target("<=", 0.0, "kills", "false kills, 2 CPU hogs (issue 13: 0 in 50)"),
+    "hang_to_flat_loaded_p50_ms": Target("<=", 1500.0, "ms", "SIGSTOP -> flat, 2 CPU hogs"),
+    "hang_to_flat_loaded_p99_ms": Target("<=", 1500.0, "ms", "SIGSTOP -> flat, 2 CPU hogs"),
     # recvWindow (5 s) after the fence + one round + margin: the proof costs the bound, no more
     "inflight_kill_to_verified_p50_ms": Target("<=", 7000.0, "ms", "kill, order in flight -> verified"),
 }
