@@ -32,6 +32,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "connector": ("tests.bench_connector", "run"),
     "control": ("tests.bench_control", "run"),
     "notifier": ("tests.bench_notifier", "run"),
+    "sim": ("tests.bench_sim", "run"),
     "falsekill": ("tests.bench_falsekill", "run"),
 }
 

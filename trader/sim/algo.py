@@ -11,7 +11,8 @@ Trigger rules (Binance's): STOP/STOP_MARKET trigger a BUY when price >= triggerP
 when price <= triggerPrice; TAKE_PROFIT/TAKE_PROFIT_MARKET the other way round; a trailing stop
 activates at ``activatePrice`` (or at once) and triggers when the price retraces
 ``callbackRate`` % from its best since. An order that would trigger at once is refused (-2021).
-Both working types read the simulator's mark: its last price is the mark too.
+``workingType`` picks the price: MARK_PRICE the mark, CONTRACT_PRICE (the default) the last
+trade's price.
 
 Statuses: NEW (resting) → TRIGGERING → TRIGGERED (the order is in the matching engine) →
 FINISHED (that order filled, expired or was cancelled); CANCELED; REJECTED (the triggered order
@@ -116,7 +117,7 @@ class AlgoBook:
             raise BinanceError(-4045, "Reach max stop order limit.")
         if any(o.client_algo_id == a.client_algo_id for o in self.open_orders()):
             raise BinanceError(-4116)
-        price = acct.mark(a.symbol)
+        price = self.working_price(a)
         if a.order_type == "TRAILING_STOP_MARKET":
             if a.activate_price is None:
                 a.activated, a.extreme = True, price
@@ -125,6 +126,10 @@ class AlgoBook:
         self.orders[a.algo_id] = a
         self._publish(a)
         return a
+
+    def working_price(self, a: AlgoOrder) -> Decimal:
+        quote = self.account.feed.quotes[a.symbol]
+        return quote.mark if a.working_type == "MARK_PRICE" else quote.last_price
 
     def cancel(self, algo_id: int | None, client_id: str | None) -> AlgoOrder:
         a = self.find(algo_id, client_id, code=-2011)
@@ -143,7 +148,7 @@ class AlgoBook:
         """Trigger every resting algo order the new working price crosses."""
         wanted = set(symbols)
         for a in [a for a in self.open_orders() if a.symbol in wanted]:
-            if a.is_open and _crossed(a, self.account.mark(a.symbol)):
+            if a.is_open and _crossed(a, self.working_price(a)):
                 self._trigger(a)
 
     # ---- AccountListener: a triggered order finishing finishes its algo order -----------

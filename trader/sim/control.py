@@ -112,6 +112,7 @@ def state_view(s: SimState) -> dict[str, object]:
         "funding_rates": {sym: str(q.funding_rate) for sym, q in s.feed.quotes.items()},
         "speed": s.config.speed,
         "market_ms": s.market_ms,
+        "ticks": s.ticks,
         "liquidations": s.liquidator.liquidations,
         "leverage": dict(acct.leverage),
         "requests": dict(s.requests),

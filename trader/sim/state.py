@@ -178,6 +178,7 @@ class SimState:
     # time.time_ns() when the account last became flat (no position, no open order), noted
     # after every REST and control request; None while it is not flat. For benchmarks.
     flat_since_ns: int | None = None
+    ticks: int = 0  # market steps taken (advance calls)
 
     @classmethod
     def build(cls, config: SimConfig) -> SimState:
@@ -229,6 +230,7 @@ class SimState:
         the time since its last call; tests call it directly (deterministic)."""
         dt = wall_s * self.config.speed
         self.market_ms += round(dt * 1000)
+        self.ticks += 1
         symbols = self.feed.step(dt)
         self.funding.on_tick(dt, self.market_ms, self.clock.now_ms(), self.config.speed)
         self.tick(symbols)
