@@ -3,7 +3,8 @@
 Sockets: PULL bound on ``paths.notify`` (info/warning) and ``paths.emergency`` (critical),
 ROUTER on ``paths.notifier`` (ops ``ack {key?}``, ``stats {}``, ``digest {}``), SUB on
 ``paths.events_out`` (``account``, ``fill.``). The main loop wakes every heartbeat interval:
-heartbeat, dedup summaries, alert repeats, digest. On SIGTERM it drains briefly and exits 0.
+heartbeat, dedup summaries, alert repeats, digest. On SIGTERM from the supervisor (or once it is
+gone: trader/sigterm.py) it reads what its sockets already hold, drains briefly and exits 0.
 When the supervisor is lost it raises a critical "Supervisor lost" alert on every emergency sink,
 keeps serving a moment (the trader's last notices), and exits once the emergency lane is idle.
 
@@ -58,22 +59,29 @@ class Intake:
     async def run(self, on: Callable[[Notification], None]) -> None:
         while True:
             await self.sock.poll(flags=zmq.POLLIN)
-            for _ in range(BATCH):
-                try:
-                    frames = self._sync.recv_multipart(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                msg = bus.decode_counted(frames)
-                try:
-                    if msg is None or msg.topic != "notify":
-                        raise ValueError("not a notify message")
-                    n = parse(msg.data, msg.src)
-                except ValueError as e:
-                    self.malformed += 1
-                    log.warning(proc.kv(event="bad_notification", error=str(e)[:120]))
-                    continue
-                on(n)
+            self.read(on, BATCH)
             await asyncio.sleep(0)
+
+    def read(self, on: Callable[[Notification], None], limit: int) -> int:
+        """Up to ``limit`` messages already received, without waiting; how many were read."""
+        n_read = 0
+        for _ in range(limit):
+            try:
+                frames = self._sync.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n_read += 1
+            msg = bus.decode_counted(frames)
+            try:
+                if msg is None or msg.topic != "notify":
+                    raise ValueError("not a notify message")
+                n = parse(msg.data, msg.src)
+            except ValueError as e:
+                self.malformed += 1
+                log.warning(proc.kv(event="bad_notification", error=str(e)[:120]))
+                continue
+            on(n)
+        return n_read
 
     def close(self) -> None:
         self.sock.close(0)
@@ -180,6 +188,9 @@ class Notifier:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for i in self.intakes:
+                # What was sent before the stop (the supervisor's "stopped" alert) is queued,
+                # not lost with the socket: the drain below delivers it.
+                i.read(self.publish, 10 * BATCH)
                 i.close()
             await self.disp.stop(DRAIN)
             responder.close()

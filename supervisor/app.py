@@ -19,6 +19,7 @@ import zmq.asyncio
 
 from supervisor import fencing, rundir, simchild
 from supervisor.children import EXITED, FAILED, RESTARTING, RUNNING, STARTING, Child
+from supervisor.endings import Ending
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
@@ -68,6 +69,7 @@ class Supervisor:
         self.ban_host: str | None = None  # None: any host (one venue per stack)
         self.flapping: set[str] = set()
         self.truth = Truth()  # what /metrics keeps between scrapes (the last account values)
+        self.ending: Ending | None = None  # how an orderly stop ended (supervisor/endings.py)
 
     # --- state ------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ log = logging.getLogger("flatguard")
 STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, EXITED, FAILED = (
     "starting", "running", "restarting", "stopping", "stopped", "exited", "failed")
 
+TERM_RESEND = 1.0  # s between SIGTERMs of an orderly stop (see Child.stop)
+
 MODULES = {
     "trader": "trader",
     "connector": "trader.connector",
@@ -147,11 +149,20 @@ class Child:
             return
         self.expected_exit = True
         self.state = STOPPING
-        self.signal(signal.SIGTERM)
-        if not await self.wait_exit(timeout):
-            log.warning("process=%s did not stop within %gs: SIGKILL", self.name, timeout)
-            self.kill_group()
-            await self.wait_exit(5.0)
+        deadline = time.monotonic() + timeout
+        while True:
+            # Re-sent each TERM_RESEND s: a SIGTERM that arrives while another (systemd's, sent
+            # to every process) is still pending merges into it, sender and all -- standard
+            # signals do not queue -- and the child obeys only ours (trader/sigterm.py).
+            self.signal(signal.SIGTERM)
+            left = deadline - time.monotonic()
+            if await self.wait_exit(max(0.0, min(TERM_RESEND, left))):
+                return
+            if left <= TERM_RESEND:
+                break
+        log.warning("process=%s did not stop within %gs: SIGKILL", self.name, timeout)
+        self.kill_group()
+        await self.wait_exit(5.0)
 
     def allow_restart(self, intensity: int, period: float) -> bool:
         now = time.monotonic()

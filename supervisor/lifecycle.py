@@ -23,7 +23,7 @@ import time
 
 import click
 
-from supervisor import fencing, sdnotify
+from supervisor import endings, fencing, sdnotify
 from supervisor.app import EX_CONFIG, Supervisor
 from supervisor.errors import StartupError
 from trader import config, runpaths
@@ -70,23 +70,23 @@ async def orderly_stop(sup: Supervisor) -> int:
                 what = "flat" if mode == "flatten" else "no open orders"
                 log.warning("orderly stop: account %s (verified, %d round(s), %.2fs)", what,
                             outcome.rounds, outcome.duration)
-                sup.alert("info", "flatguard stopped", f"account {what}, verified on the exchange")
             else:
                 assert sup.journal is not None
                 reason = ("orderly stop could not verify the account "
                           f"{'flat' if mode == 'flatten' else 'free of orders'} within "
                           f"{sup.cfg.supervisor.shutdown_timeout:g} s")
                 sup.journal.set_halt(HaltState(True, reason, "shutdown", time.time(), False))
-                sup.alert("critical", "Stop NOT verified: HALTED", reason)
                 code = 1
-        else:
-            sup.alert("info", "flatguard stopped", "positions and orders left as they are")
     # The exchange's dead-man switch is disarmed only after a verified flat: with orders or
     # positions possibly left, it stays armed and cancels the orders on the exchange.
     if verified:
         await fencing.disarm_dms(sup)
     else:
         log.warning("orderly stop: not verified flat, the exchange's dead-man switch stays armed")
+    # One alert says how it ended (supervisor/endings.py); the notifier goes last so it can
+    # deliver it, and children obey only our SIGTERM (trader/sigterm.py), not the group's.
+    sup.ending = endings.after_stop(sup, code)
+    sup.alert(sup.ending.level, sup.ending.title, sup.ending.text)
     # The notifier goes last so it can deliver the stop messages.
     for name in (CONNECTOR, COMMANDER, NOTIFIER):
         ch = sup.children.get(name)
@@ -136,6 +136,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
     for sig in stop_signals():
         loop.add_signal_handler(sig, sup.stop_requested.set)  # handlers only enqueue
     code = 1
+    ending: endings.Ending | None = None
     try:
         try:
             await sup.start()
@@ -146,7 +147,10 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
                 sup.journal.end_run(sup.run_id)  # nothing traded: not an unclean end
             # A child's refusal is the set-up's fault: exit EX_CONFIG too, which the systemd
             # unit's RestartPreventExitStatus= lists, so it never restart-loops.
-            return EX_CONFIG if sup.refused else 1
+            code = EX_CONFIG if sup.refused else 1
+            ending = endings.not_started(sup, str(e), code)
+            await endings.deliver(sup, ending)
+            return code
         click.echo(
             f"flatguard ready: state={sup.trading_state()} control={paths.control} "
             f"metrics=http://{sup.cfg.metrics.host}:{sup.metrics_port}/metrics "
@@ -155,12 +159,19 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
         sdnotify.ready(f"state={sup.trading_state()}")
         await sup.watch()
         code = await orderly_stop(sup)
+        ending = sup.ending
         if sup.journal is not None:
             sup.journal.end_run(sup.run_id)
         return code
+    except Exception as e:  # a bug of ours: said, alerted, and the run left unclean
+        log.exception("supervisor crashed: %s", e)
+        code, ending = 1, endings.crashed(e)
+        await endings.deliver(sup, ending)
+        return code
     finally:
         await teardown(sup)
-        log.info("flatguard stopped exit=%d", code)
+        endings.say(ending or endings.Ending(code, "crashed", "ended without an orderly stop; "
+                                             + endings.NEXT_UP_RESUMES))
 
 
 def up_main(config_path: str | None, run_dir: str | None, log_file: str | None = None) -> int:

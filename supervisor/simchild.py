@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 
 SIM_KEY = "sim-key"
@@ -35,8 +36,16 @@ class SimChild:
         if self.proc.returncode is not None:
             return
         try:
-            self.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.proc.wait(), timeout)
+            deadline = time.monotonic() + timeout
+            while True:  # re-sent: a SIGTERM merged into a pending one is lost (Child.stop)
+                self.proc.send_signal(signal.SIGTERM)
+                left = deadline - time.monotonic()
+                try:
+                    await asyncio.wait_for(self.proc.wait(), max(0.0, min(1.0, left)))
+                    return
+                except TimeoutError:
+                    if left <= 1.0:
+                        raise
         except TimeoutError:
             os.killpg(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
@@ -49,6 +58,7 @@ async def start_sim(seed: int = 1, timeout: float = 20.0) -> SimChild:
         sys.executable, "-m", "trader.sim", "--host", "127.0.0.1", "--port", "0",
         "--seed", str(seed), "--api-key", SIM_KEY, "--api-secret", SIM_SECRET,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, process_group=0,
+        env={**os.environ, "FLATGUARD_SIM_SUPERVISED": "1"},  # SIGTERM from us only
     )
     assert proc.stdout is not None
     try:

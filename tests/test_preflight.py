@@ -166,8 +166,8 @@ def test_up_with_a_symbol_the_exchange_does_not_list_is_a_refusal(tmp_path: Path
         st.start(wait_ready=False)
         code = st.wait_exit(120)
         assert code == 78, st.output()
-        assert any(ln.startswith("error: ") and "exchange.symbols: DOGE/USDT:USDT not listed"
-                   in ln for ln in st.lines), st.output()
+        assert "exit=78: refused by connector:" in st.lines[-1], st.output()
+        assert "exchange.symbols: DOGE/USDT:USDT not listed" in st.lines[-1]
         assert "KILL SWITCH" not in st.output()
         again = Stack(st.config_path.read_text().replace("DOGE/USDT:USDT", "ETH/USDT:USDT"),
                       run_dir=st.run_dir)

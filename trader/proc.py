@@ -165,15 +165,21 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
     """Handlers only enqueue: they set the stop event and the loop does the work.
 
     SIGINT is ignored: Ctrl-C in the terminal reaches the whole foreground process group, and
-    the supervisor, not each child, decides the order of an orderly stop.
+    the supervisor, not each child, decides the order of an orderly stop. SIGTERM is obeyed
+    from the supervisor or once it is gone, not from whoever signals every process at once
+    (trader/sigterm.py says why and how).
     """
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    from trader import sigterm
+
+    sigterm.install(stop.set)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def make_child(name: str) -> Child:
+    from trader import sigterm
+
+    sigterm.block()  # before zmq starts its threads: every thread inherits the blocked mask
     paths, cfg = parse_args(name)
     setup_logging(name)
     ctx = zmq.asyncio.Context()
