@@ -230,3 +230,36 @@ def test_classification_describe_and_notifications_are_scrubbed() -> None:
 
     c = classify("fetch_open_orders", ccxt.ExchangeError(SIGNED))
     assert "signature" not in c.describe() and "timestamp=" not in c.describe()
+
+
+# --- end to end: /metrics of a stack whose trader was killed ---------------------------------
+
+def test_metrics_after_a_kill_e2e(sim: Any, stacks: list[Any]) -> None:
+    from tests.stack import Stack, positions_of, seed_exposure, wait_for
+
+    st = Stack(f'[exchange]\nid = "sim"\nurl = "{sim.url}"\n[killswitch]\nbackoff = 0.5\n')
+    stacks.append(st)
+    st.start()
+    first = parsed(st.metrics())
+    assert val(first, "flatguard_killswitch_runs_total", trigger="trader_exit") == 0.0
+    assert val(first, "flatguard_killswitch_rounds_total") == 0.0
+    seed_exposure(sim)
+    wait_for(lambda: val(parsed(st.metrics()), "flatguard_position_contracts",
+                         symbol="BTC/USDT:USDT"), 60, "the position on /metrics")
+    trader = int(st.status()["processes"]["trader"]["pid"])
+    import os
+    import signal
+
+    os.kill(trader, signal.SIGKILL)
+    wait_for(lambda: not positions_of(sim.state()) and st.status()["halted"], 60, "flat, halted")
+    s = wait_for(lambda: (x := parsed(st.metrics())) and
+                 val(x, "flatguard_trading_state", state="HALTED") == 1.0 and x, 30, "HALTED")
+    assert val(s, "flatguard_up", process="trader") == 0.0
+    assert val(s, "flatguard_heartbeat_age_seconds", process="trader") is None
+    assert val(s, "flatguard_heartbeat_age_seconds", process="connector") is not None
+    assert val(s, "flatguard_killswitch_runs_total", trigger="trader_exit") == 1.0
+    assert val(s, "flatguard_equity") is not None  # the connector's view while halted
+    wait_for(lambda: val(parsed(st.metrics()), "flatguard_position_contracts",
+                         symbol="BTC/USDT:USDT") == 0.0, 30, "position 0 after the flatten")
+    assert val(s, "flatguard_halted") == 1.0 and val(s, "flatguard_killpath_ready") == 1.0
+    assert "?" not in st.metrics()
