@@ -476,7 +476,10 @@ class Supervisor:
             self.kill_switch_watchdog()
             # After a failed proof, prove again soon: /metrics' killpath_ready comes back
             # within killswitch.backoff of the exchange coming back, not check_interval.
-            if not self.killpath_ready and not self._killpath_checking:
+            # The connector's exchange calls failing: prove the kill path now (at most once per
+            # backoff), so killpath_ready says an outage within seconds.
+            if (not self.killpath_ready or self.truth.exchange_trouble(self)) \
+                    and not self._killpath_checking:
                 next_proof = min(next_proof, proof_at + self.cfg.killswitch.backoff)
             if time.monotonic() >= next_proof:
                 next_proof = proof_at = time.monotonic()

@@ -96,6 +96,20 @@ class Truth:
 
     def __init__(self) -> None:
         self.account: list[Sample] = []
+        self._conn_errors = 0.0
+
+    def exchange_trouble(self, sup: Supervisor) -> bool:
+        """True once per rise of the connector's transient/fatal exchange errors: the
+        supervisor then proves its kill path now, so killpath_ready drops within seconds of
+        an outage instead of at the next killswitch.check_interval."""
+        conn = sup.children.get(CONNECTOR)
+        if conn is None or conn.pid is None:
+            return False
+        n = sum(float(v) for name, lbl, v in conn.hb.metrics
+                if name == "flatguard_exchange_errors_total"
+                and dict(map(tuple, lbl)).get("kind") in ("transient", "fatal"))
+        rose, self._conn_errors = n > self._conn_errors, n
+        return rose
 
     def samples(self, sup: Supervisor) -> list[Sample]:
         reg = sup.metrics

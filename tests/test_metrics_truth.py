@@ -263,3 +263,40 @@ def test_metrics_after_a_kill_e2e(sim: Any, stacks: list[Any]) -> None:
                          symbol="BTC/USDT:USDT") == 0.0, 30, "position 0 after the flatten")
     assert val(s, "flatguard_halted") == 1.0 and val(s, "flatguard_killpath_ready") == 1.0
     assert "?" not in st.metrics()
+
+
+def test_exchange_trouble_rises_once_per_increase() -> None:
+    sup, truth = make_sup(), Truth()
+    errs = [["flatguard_exchange_errors_total", [["call", "fetch_positions"], ["kind", "transient"]],
+             1.0], ["flatguard_exchange_errors_total", [["call", "create_order"],
+                                                         ["kind", "rejected"]], 5.0]]
+    run(sup.children[CONNECTOR], 102, errs)
+    assert truth.exchange_trouble(sup) is True
+    assert truth.exchange_trouble(sup) is False  # no new failure
+    errs[1][2] = 9.0  # order refusals are not an outage
+    assert truth.exchange_trouble(sup) is False
+    errs[0][2] = 2.0
+    assert truth.exchange_trouble(sup) is True
+
+
+def test_killpath_ready_drops_within_seconds_of_an_outage_e2e(sim: Any, stacks: list[Any]) -> None:
+    from tests.stack import Stack, wait_for
+
+    st = Stack(f'[exchange]\nid = "sim"\nurl = "{sim.url}"\nreconcile_interval = 1\n'
+               "[killswitch]\nbackoff = 1\n")  # check_interval stays 60 s
+    stacks.append(st)
+    st.start()
+    assert val(parsed(st.metrics()), "flatguard_killpath_ready") == 1.0
+    paths = ("/fapi/v2/positionRisk", "/fapi/v3/positionRisk", "/fapi/v2/account",
+             "/fapi/v3/account", "/fapi/v2/balance", "/fapi/v3/balance")
+    t0 = time.monotonic()
+    for p in paths:
+        sim.control("fail", {"path": p, "count": 100_000, "status": 503})
+    try:
+        wait_for(lambda: val(parsed(st.metrics()), "flatguard_killpath_ready") == 0.0, 40,
+                 "killpath_ready 0 during the outage")
+        assert time.monotonic() - t0 < 40  # well before killswitch.check_interval (60 s)
+    finally:
+        sim.control("clear")
+    wait_for(lambda: val(parsed(st.metrics()), "flatguard_killpath_ready") == 1.0, 40,
+             "killpath_ready 1 once the exchange answers again")
