@@ -209,8 +209,13 @@ class Supervisor:
         if self.cfg.metrics.enabled:
             from supervisor.metrics_http import serve
 
-            _srv, self.metrics_port = serve(self.cfg.metrics.host, self.cfg.metrics.port,
-                                            self.samples)
+            try:
+                _srv, self.metrics_port = serve(self.cfg.metrics.host, self.cfg.metrics.port,
+                                                self.samples)
+            except OSError as e:  # taken since preflight checked it: still one line, clean end
+                raise StartupError(f"{self.cfg.source}: metrics.port = {self.cfg.metrics.port}: "
+                                   f"cannot listen on {self.cfg.metrics.host} ({e.strerror}); "
+                                   "choose a free port, or 0 for any") from None
         if self.cfg.exchange.id == "sim" and not self.cfg.exchange.url:
             self.sim = await simchild.start_sim()
             log.info("started process=sim pid=%d url=%s", self.sim.pid, self.sim.url)

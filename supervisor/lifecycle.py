@@ -107,6 +107,8 @@ async def teardown(sup: Supervisor) -> None:
             await ch.wait_exit(5.0)
     if sup.sim is not None and sup.sim.proc.returncode is None:
         await sup.sim.stop()
+    if getattr(sup, "server_task", None) is not None:
+        sup.server_task.cancel()  # before its socket closes under it (a logged ZMQError)
     if getattr(sup, "server", None) is not None:
         sup.server.close()
     if getattr(sup, "proxy", None) is not None:
