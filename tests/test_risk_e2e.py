@@ -308,8 +308,11 @@ def test_margin_ratio_from_the_exchange_drives_the_margin_guard(sim: Sim,
                                                                 stacks: list[Stack]) -> None:
     """The connector reports Binance's margin ratio (maintenance margin / margin balance); past
     margin_warn the account goes REDUCING with a warning; past margin_reduce positions are cut."""
-    # ~27 BTC on a 10,000 USDT account: maintenance margin ~0.65 of the margin balance
-    sim.control("position", {"symbol": BTC_ID, "amount": "27"})
+    # 12.4 BTC (744k USDT) on a 10,000 USDT account: maintenance margin from Binance's
+    # brackets (2.5 % - 12,050 in the 600k-10M bracket) is ~6,550, ~0.65 of the margin
+    # balance. (27 BTC at a flat 0.4 % gave the same before the sim had brackets; with them it
+    # is far past 1.0 and the sim liquidates it at once.)
+    sim.control("position", {"symbol": BTC_ID, "amount": "12.4"})
     st = make_stack(sim, stacks, """
 [strategy]
 name = "demo"
