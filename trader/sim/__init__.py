@@ -2,7 +2,9 @@
 
 The real ccxt ``binanceusdm`` / ``ccxt.pro.binanceusdm`` client runs against it unchanged
 (see ``trader.exchange.session.build_exchange``). Modules: ``market`` (instruments, price
-walk, filters), ``book`` (the account), ``records``, ``ids`` (ids that never repeat across
+walk, filters, quotes), ``depth`` (liquidity profiles, the ladder orders walk), ``book`` (the
+account and matching), ``checks`` (filters), ``margin`` (brackets), ``funding``,
+``liquidation``, ``records``, ``ids`` (ids that never repeat across
 runs), ``algo`` (conditional orders and their triggers), ``auth``, ``pipeline`` (what every
 REST request goes through), ``rest``, ``algo_rest``, ``batch`` (modify, batchOrders, openOrder, order counts) and
 ``history`` (klines, aggTrades, income; bars in ``candles``) (endpoints), ``ws``, ``events``,
