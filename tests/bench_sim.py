@@ -29,7 +29,7 @@ def bench_round_trip(quick: bool = False) -> dict[str, float]:
     from trader.sim.testing import SimHarness
 
     n = 60 if quick else 300
-    h = SimHarness()
+    h = SimHarness(order_limit_10s=0, order_limit_1m=0)  # a benchmark, not a rate test
     try:
         ex = h.exchange(pro=False)
 
