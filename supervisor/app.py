@@ -179,6 +179,9 @@ class Supervisor:
     async def _fence_orders(self, reason: str) -> float:
         return await fencing.fence_orders(self, reason)
 
+    def _resume_bound(self) -> float:
+        return time.time() + self.cfg.exchange.recv_window / 1000.0 + fencing.clock_slack(self)
+
     def banned_for(self) -> float:
         """Seconds left of an exchange ban any process of this stack has seen."""
         board = getattr(self, "ban_board", None)
@@ -230,7 +233,7 @@ class Supervisor:
         self.killswitch = KillSwitch(self.journal, self.flattener, ks.backoff, self.alert,
                                      self.metrics, self._fence_trader, alert_every=ks.alert_every,
                                      fence_orders=self._fence_orders, watch_after=ks.watch_after,
-                                     banned_for=self.banned_for)
+                                     banned_for=self.banned_for, resume_bound=self._resume_bound)
         halt = self.halt
         if halt.halted and not halt.verified_flat and halt.trigger != "abort":
             await self.killswitch.resume_pending(halt.reason)

@@ -57,7 +57,8 @@ class KillSwitch:
                  metrics: Registry, fence: Callable[[], Awaitable[None]],
                  alert_every: int = 12, *,
                  fence_orders: Callable[[str], Awaitable[float]] | None = None,
-                 watch_after: float = 0.0, banned_for: Callable[[], float] | None = None) -> None:
+                 watch_after: float = 0.0, banned_for: Callable[[], float] | None = None,
+                 resume_bound: Callable[[], float] | None = None) -> None:
         self.journal = journal
         self.flattener = flattener
         self.backoff = backoff
@@ -68,6 +69,7 @@ class KillSwitch:
         self.alert_every = max(1, alert_every)
         self.watch_after = watch_after
         self.banned_for = banned_for or (lambda: 0.0)
+        self.resume_bound = resume_bound  # in-flight bound for a flatten resumed at start-up
         self.last_round: RoundResult | None = None
         self.task: asyncio.Task[FlattenOutcome] | None = None
         self.watch_task: asyncio.Task[None] | None = None
@@ -176,7 +178,12 @@ class KillSwitch:
         async def run() -> FlattenOutcome:
             run_id = self._safely("journal", self.journal.start_killswitch, "resume_flatten",
                                   reason, counted=False)
-            await self._fence_orders(reason)
+            if self.resume_bound is not None:
+                # No trader of this run has signed anything; a previous run's order may still
+                # land for one recvWindow after this start (a crash and an immediate restart).
+                self.inflight_until = max(self.inflight_until, self.resume_bound())
+            else:
+                await self._fence_orders(reason)
             return await self.flatten_until_verified(
                 run_id if run_id is not None else -1, None, time.monotonic(),
                 key=f"killswitch-{run_id}")

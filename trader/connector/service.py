@@ -297,26 +297,29 @@ class Connector:
 
     async def reconcile(self, why: str, *, adopt: bool = False) -> list[str]:
         try:
-            return await self._reconcile(why, adopt)
+            # Start-up and a person's sync cannot wait for the next weight window: without
+            # them nothing trades (start-up would miss ready_timeout). Periodic ones can.
+            return await self._reconcile(why, adopt, essential=why in ("start-up", "sync"))
         except BadExchangeData as e:
             self.on_bad_number(e)  # not confirmed: exchange.max_unconfirmed decides
             raise
 
-    async def _reconcile(self, why: str, adopt: bool) -> list[str]:
+    async def _reconcile(self, why: str, adopt: bool, essential: bool = False) -> list[str]:
         assert self.guard is not None
-        g, ex = self.guard, self.ex
+        g, ex, ess = self.guard, self.ex, essential
         async with self._reconcile_lock:
             for attempt in range(2):
                 v0 = self.account.version
                 t0 = time.time()
-                pos = await g.call("fetch_positions", ex.fetch_positions, None)
+                pos = await g.call("fetch_positions", ex.fetch_positions, None, essential=ess)
                 if adopt:
-                    ords = await g.call("fetch_open_orders", ex.fetch_open_orders)
+                    ords = await g.call("fetch_open_orders", ex.fetch_open_orders, essential=ess)
                 else:
                     ords = []
                     for sym in self.tradable:
-                        ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym)
-                bal = await g.call("fetch_balance", ex.fetch_balance)
+                        ords += await g.call("fetch_open_orders", ex.fetch_open_orders, sym,
+                                             essential=ess)
+                bal = await g.call("fetch_balance", ex.fetch_balance, essential=ess)
                 rest = rest_state(pos, ords, bal, read_at=t0)  # checks every number
                 diffs = [] if adopt else self.account.differences(rest)
                 if not diffs or self.account.version == v0 or attempt == 1:
@@ -326,7 +329,7 @@ class Connector:
                 if sym in self.sink.marks:
                     self.account.mark(sym, self.sink.marks[sym])
             if why != "poll":
-                await self.catch_up_fills()
+                await self.catch_up_fills(ess)
         if diffs:
             self.warn("reconcile mismatch", f"{why}: corrected from the exchange: " + "; ".join(diffs))
         log.info("event=reconciled why=%s differences=%d positions=%d orders=%d", why, len(diffs),
@@ -334,13 +337,13 @@ class Connector:
         self.publish_account("rest")
         return diffs
 
-    async def catch_up_fills(self) -> None:
+    async def catch_up_fills(self, essential: bool = False) -> None:
         """Fills the feed missed (a reconnect gap) into the journal: nothing acknowledged by
         the exchange may be missing from it. Trade ids make this idempotent."""
         assert self.guard is not None
         for sym in self.tradable:
             trades = await self.guard.call("fetch_my_trades", self.ex.fetch_my_trades, sym,
-                                           self.fills_since)
+                                           self.fills_since, essential=essential)
             for t in trades:
                 self.boundary.on_trade(t)
         self.fills_since = max(self.fills_since, int(time.time() * 1000) - 60_000)
