@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
-from supervisor import fencing, rundir, simchild
-from supervisor.children import EXITED, FAILED, RESTARTING, RUNNING, STARTING, Child
+from supervisor import fencing, killpath, restarts, rundir, simchild
+from supervisor.children import EXITED, FAILED, RUNNING, STARTING, Child
 from supervisor.endings import Ending
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
@@ -30,16 +29,13 @@ from trader import bus, config, runpaths
 from trader.journal import HaltState, Journal
 from trader.metrics import Registry
 from trader.proc import NotifyClient
-from trader.protocol import CHILDREN, COMMANDER, CONNECTOR, NOTIFIER, TRADER
+from trader.protocol import CHILDREN, CONNECTOR, TRADER
 
 log = logging.getLogger("flatguard")
 
 EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys); never restarted
-KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
-KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
 HELPER_HANG_FACTOR = 5.0  # notifier, commander: see hang_limit()
 JOURNAL_PRUNE_INTERVAL = 3600.0  # s
-HELPERS = (NOTIFIER, COMMANDER)  # restarted forever: trading goes on, so must the alert path
 
 
 class Supervisor:
@@ -299,58 +295,11 @@ class Supervisor:
             if not self.halt.halted or not self.killswitch.running:
                 self.killswitch.trigger("trader_exit", f"the trader exited unexpectedly ({how})")
             return
-        # RESTARTING now, not when the task runs: nobody may see it as given up
         self.restart_later(ch, f"exited with {how}")
 
     def restart_later(self, ch: Child, why: str) -> None:
-        ch.state = RESTARTING
-        asyncio.get_running_loop().create_task(self._restart(ch, why))
-
-    async def _restart(self, ch: Child, why: str) -> None:
-        sc = self.cfg.supervisor
-        if not ch.allow_restart(sc.restart_intensity, sc.restart_period):
-            if ch.name not in HELPERS:
-                ch.state = FAILED
-                self.alert("critical", f"{ch.name} keeps failing",
-                           f"{ch.name} {why}; more than {sc.restart_intensity} restarts in "
-                           f"{sc.restart_period:g} s: giving up on it")
-                return
-            self._flapping(ch, why)
-        elif ch.name in self.flapping:
-            self.flapping.discard(ch.name)
-            self.metrics.set("flatguard_process_flapping", 0.0, process=ch.name)
-            log.warning("process=%s no longer flapping", ch.name)
-        ch.state = RESTARTING
-        delay = ch.backoff(sc.restart_backoff_max)
-        ch.restart_times.append(time.monotonic())
-        self.alert("warning", f"{ch.name} restarting", f"{ch.name} {why}; restart in {delay:g} s")
-        await asyncio.sleep(delay)
-        if self.shutting_down:
-            return
-        ch.restarts += 1
-        ch.spawn()
-
-    def _flapping(self, ch: Child, why: str) -> None:
-        """A helper (notifier, commander) restarting too often is never given up on: the alert
-        path must come back. Said where no notifier is needed: stderr, the journal, /metrics."""
-        sc = self.cfg.supervisor
-        self.metrics.set("flatguard_process_flapping", 1.0, process=ch.name)
-        if ch.name in self.flapping:
-            return
-        self.flapping.add(ch.name)
-        text = (f"process {ch.name} is flapping: {why}; more than {sc.restart_intensity} "
-                f"restarts in {sc.restart_period:g} s. Restarting it forever with backoff "
-                f"(max {sc.restart_backoff_max:g} s); alerts may not reach you meanwhile.")
-        print(f"flatguard supervisor CRITICAL: {text}", file=sys.stderr, flush=True)
-        log.critical("event=process_flapping process=%s why=%r", ch.name, why)
-        try:
-            assert self.journal is not None
-            self.journal.audit("supervisor", "supervisor", "flapping", {"process": ch.name},
-                               text, False)
-        except Exception as e:  # noqa: BLE001
-            log.error("journal write failed (flapping): %s", e)
-        if ch.name != NOTIFIER:
-            self.alert("critical", f"{ch.name} flapping", text, key=f"flapping-{ch.name}")
+        """The restart policy (supervisor/restarts.py); RESTARTING at once."""
+        restarts.restart_later(self, ch, why)
 
     def check_heartbeats(self) -> None:
         from supervisor import hang  # here, not at the top: keeps this change to this method
@@ -417,40 +366,8 @@ class Supervisor:
         self.restart_later(ch, f"hung ({why})")
 
     async def check_killpath(self) -> None:
-        """Prove the kill path's own session with a signed read and fresh exchange time.
-
-        Not ready two checks in a row: a critical alert (then again every KILLPATH_REALERT s while
-        it stays broken), so a revoked key or a dead route is found now, not at kill time.
-        """
-        assert self.flattener is not None
-        if (self.killswitch is not None and self.killswitch.running) or self._killpath_checking:
-            return  # the flatten itself is the proof; never two proofs at once
-        self._killpath_checking = True
-        try:
-            await asyncio.wait_for(self.flattener.prove(), KILLPATH_PROOF_TIMEOUT)
-        except Exception as e:
-            self.killpath_failures += 1
-            self.killpath_ready = False
-            log.error("kill path check failed (%d in a row): %s: %s", self.killpath_failures,
-                      type(e).__name__, e)
-            every = max(1, round(KILLPATH_REALERT / self.cfg.killswitch.check_interval))
-            if self.killpath_failures == 2 or (
-                    self.killpath_failures > 2 and (self.killpath_failures - 2) % every == 0):
-                self.alert("critical", "Kill path NOT ready",
-                           f"the supervisor's own exchange session failed "
-                           f"{self.killpath_failures} checks in a row ({type(e).__name__}: "
-                           f"{str(e)[:300]}); the kill switch may not be able to flatten. "
-                           "Check the API key, the network and the clock.")
-            return
-        finally:
-            self._killpath_checking = False
-        if self.killpath_failures >= 2:
-            self.alert("warning", "Kill path ready again",
-                       f"the supervisor's exchange session works again after "
-                       f"{self.killpath_failures} failed checks")
-        elif self.killpath_failures:
-            log.info("kill path check ok again after 1 failure")
-        self.killpath_ready, self.killpath_failures = True, 0
+        """Prove the kill path's own session now (supervisor/killpath.py)."""
+        await killpath.check(self)
 
     def kill_switch_watchdog(self) -> None:
         """A kill-switch run that ended unverified (our own bug, an exception) starts again:

@@ -45,6 +45,18 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float
                          + (f" (last error: {last_exc})" if last_exc else ""))
 
 
+def pids_gone(pids: list[int]) -> bool:
+    """True when none of ``pids`` runs any more (gone, or a zombie nobody reaped yet)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(")")[-1].split()[0] != "Z":
+                    return False
+        except OSError:
+            pass
+    return True
+
+
 def short_dir(prefix: str = "fg") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 

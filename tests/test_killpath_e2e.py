@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.stack import Sim, Stack, is_flat, positions_of, wait_for
+from tests.stack import Sim, Stack, is_flat, pids_gone, positions_of, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,17 +106,7 @@ def test_supervisor_sigkill_with_cancels_failing_leaves_the_countdown_armed(
     os.kill(st.proc.pid, signal.SIGKILL)
     st.wait_exit(10)
 
-    def all_gone() -> bool:
-        for pid in children:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().split(")")[-1].split()[0] != "Z":
-                        return False
-            except OSError:
-                pass
-        return True
-
-    wait_for(all_gone, 90, "every child to exit after the supervisor's loss")
+    wait_for(lambda: pids_gone(children), 90, "every child to exit after the supervisor's loss")
     state = sim.state()
     assert state["open_orders"], "the test needs an order left resting"
     assert set(state["countdowns"]) >= {"BTCUSDT"}, state["countdowns"]

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from tests.stack import Sim, Stack, is_flat, seed_exposure, wait_for
+from tests.stack import Sim, Stack, is_flat, pids_gone, seed_exposure, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -201,17 +201,7 @@ def test_supervisor_sigkill_trader_flattens_itself_and_all_exit(sim: Sim, stacks
     st.wait_exit(10)
     wait_for(lambda: is_flat(sim.state()), 60, "the trader flattening itself")
 
-    def all_gone() -> bool:
-        for pid in children:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().split(")")[-1].split()[0] != "Z":
-                        return False
-            except OSError:
-                pass
-        return True
-
-    wait_for(all_gone, 60, "every child to exit")
+    wait_for(lambda: pids_gone(children), 60, "every child to exit")
     before = sim.state()["orders_received"]
     st2 = make_stack(sim, stacks, run_dir=st.run_dir).start()
     assert st2.status()["halted"] is True
