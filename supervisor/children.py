@@ -176,7 +176,10 @@ class Child:
 
     def summary(self, hang_timeout: float) -> dict[str, Any]:
         age = self.heartbeat_age()
-        up = self.state == RUNNING and age is not None and age <= hang_timeout
+        # A late beat the hang judge extended (starved, not hung) is still a live process.
+        judge = getattr(self, "judge", None)
+        limit = judge.cap if judge is not None and str(judge.verdict) == "starved" else hang_timeout
+        up = self.state == RUNNING and age is not None and age <= limit
         return {"pid": self.pid, "state": self.state, "up": up,
                 "heartbeat_age_s": None if age is None else round(age, 3),
                 "restarts": self.restarts}
