@@ -218,7 +218,10 @@ def test_churn_second_loop_after_cooldown_halts(sim: Sim, stacks: list[Stack]) -
 
     def halted() -> bool:  # the trader's metrics go with it: keep the last scrape before
         if not st.status()["halted"]:
-            seen.update(rejections(st))
+            # counters only grow while the trader lives; once it is gone they read 0 (from the
+            # start-up zeros): keep the highest seen
+            for k, v in rejections(st).items():
+                seen[k] = max(seen.get(k, 0.0), v)
             return False
         return True
 
