@@ -222,6 +222,7 @@ class KillSwitch:
                     self._safely("metrics", self.metrics.inc, "flatguard_killswitch_rounds_total")
                     if run_id is not None and run_id >= 0:
                         self._safely("journal", self.journal.killswitch_round, run_id)
+                round_started = time.time()
                 try:
                     last = await self.flattener.round(cancel_only=cancel_only)
                 except Exception as e:  # every failure is retried: this loop must not stop
@@ -230,9 +231,9 @@ class KillSwitch:
                 self._safely("metrics", self.metrics.set, "flatguard_killswitch_round_requests",
                              float(getattr(last, "requests", 0)))
                 if last.flat:
+                    if round_started >= self.inflight_until:
+                        break  # its reads were all made after the bound: the proof
                     wait = self.inflight_until + INFLIGHT_MARGIN - time.time()
-                    if wait <= 0:
-                        break
                     if deadline is not None and time.monotonic() + wait > deadline:
                         last = RoundResult(False, error=f"flat, but orders may still be in "
                                                         f"flight for {wait:.1f} s")

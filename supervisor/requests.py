@@ -6,6 +6,7 @@ event flood can never starve them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import time
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from supervisor.app import Supervisor
 
 log = logging.getLogger("flatguard")
+
+RESUME_DISARM_WAIT = 2.0  # s
 
 
 class RequestHandlers:
@@ -144,7 +147,13 @@ class RequestHandlers:
                           "first")
         sup.killswitch.stop_watching()  # the account is the new trader's again
         await fencing.unfence(sup)
-        await fencing.disarm_dms(sup)  # the old countdown; the connector re-arms for the new trader
+        # The old countdown goes; the connector re-arms it for the new trader. An exchange call
+        # (it may wait for a weight window): the reply to a person does not wait on it.
+        disarm = asyncio.ensure_future(fencing.disarm_dms(sup))
+        try:
+            await asyncio.wait_for(asyncio.shield(disarm), RESUME_DISARM_WAIT)
+        except TimeoutError:
+            log.warning("resume: the dead-man switch disarm is still on its way; resuming")
         sup.journal.set_halt(HaltState(False))
         log.warning("RESUMED by a person after halt trigger=%s reason=%s", halt.trigger, halt.reason)
         sup.alert("warning", "Trading resumed", f"halt ({halt.trigger}: {halt.reason}) cleared")

@@ -67,8 +67,9 @@ TARGETS: dict[str, Target] = {
     "falsekill_kills": Target("<=", 0.0, "kills", "false kills, 2 CPU hogs (issue 13: 0 in 50)"),
     "hang_to_flat_loaded_p50_ms": Target("<=", 1500.0, "ms", "SIGSTOP -> flat, 2 CPU hogs"),
     "hang_to_flat_loaded_p99_ms": Target("<=", 1500.0, "ms", "SIGSTOP -> flat, 2 CPU hogs"),
-    # recvWindow (5 s) after the fence + one round + margin: the proof costs the bound, no more
-    "inflight_kill_to_verified_p50_ms": Target("<=", 7000.0, "ms", "kill, order in flight -> verified"),
+    # the order's recvWindow (5 s) + the 1 s Binance accepts a timestamp ahead + one round: the
+    # proof costs the bound, no more (the sim's new orders take 1 s in this benchmark)
+    "inflight_kill_to_verified_p50_ms": Target("<=", 7500.0, "ms", "kill, order in flight -> verified"),
 }
 
 
