@@ -40,13 +40,18 @@ def keys() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def stack(keys: Path) -> Iterator[tuple[CommanderStack, str]]:
+def curve_stack(keys: Path) -> tuple[CommanderStack, str]:
+    """A commander serving CURVE TCP on a free loopback port, allowing ``keys/allowed``."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = config.from_mapping({"control": {
         "tcp": endpoint, "server_key": str(keys / "server" / "server.key_secret"),
         "allowed_keys": str(keys / "allowed")}})
-    s = CommanderStack(cfg)
+    return CommanderStack(cfg), endpoint
+
+
+@pytest.fixture(scope="module")
+def stack(keys: Path) -> Iterator[tuple[CommanderStack, str]]:
+    s, endpoint = curve_stack(keys)
     try:
         yield s, endpoint
     finally:

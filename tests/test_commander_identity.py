@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from commander.client import _CurveSyncRequester, call
 from commander.control import request_from
 from commander.curve import generate, key_names, load_public
 from tests.fakes.commander_peers import CommanderStack
-from trader import config, runpaths
+from tests.test_commander_curve import curve_stack
+from trader import runpaths
 from trader.journal import Journal
 from trader.wire import Message
 
@@ -49,12 +49,6 @@ def test_key_names_come_from_the_allowlist_files(tmp_path: Path) -> None:
 # --- the real commander over CURVE TCP -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def keys() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="fgk", dir="/tmp"))
@@ -67,11 +61,7 @@ def keys() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def stack(keys: Path) -> Iterator[tuple[CommanderStack, str]]:
-    endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    cfg = config.from_mapping({"control": {
-        "tcp": endpoint, "server_key": str(keys / "server" / "server.key_secret"),
-        "allowed_keys": str(keys / "allowed")}})
-    s = CommanderStack(cfg)
+    s, endpoint = curve_stack(keys)
     try:
         yield s, endpoint
     finally:
