@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean venv
+.PHONY: run test test-fast test-integration bench lint clean venv
 
 venv: $(STAMP)
 
@@ -20,8 +20,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# unit tests only: in-process, no child processes (target: under 30 s)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench $(ARGS)
+	$(BIN)/python -m tests.benchmarks $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check trader supervisor notifier commander tests

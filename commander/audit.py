@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from trader.journal import Journal
-from trader.metrics import METRICS
+from trader.kernel.journal import Journal
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import zmq
 
-from trader import bus, runpaths
+from trader.kernel import bus, runpaths
 
 OK, FAILED, USAGE, NO_ANSWER = 0, 1, 2, 3
 

@@ -19,7 +19,7 @@ import zmq.asyncio
 from commander.audit import Audit
 from commander.confirm import Confirmations
 from commander.errors import CommandError, NoAnswer, UsageError
-from trader import bus, config, runpaths
+from trader.kernel import bus, config, runpaths
 
 log = logging.getLogger("flatguard")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from commander.errors import UsageError
 from commander.registry import Dispatcher, Request
-from trader import bus
-from trader.wire import Message
+from trader.kernel import bus
+from trader.kernel.wire import Message
 
 MAX_ARGS = 16
 MAX_ARG_LEN = 200

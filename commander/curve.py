@@ -17,8 +17,8 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from trader import bus
-from trader.bus import STATS, decode_counted
+from trader.kernel import bus
+from trader.kernel.bus import STATS, decode_counted
 
 MAX_MSG = (1 << 20) + 4096  # bytes per frame; larger peers are disconnected before they cost memory
 

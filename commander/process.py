@@ -19,7 +19,7 @@ from commander.context import Context, Peers
 from commander.control import ControlServer
 from commander.recorder import Recorder
 from commander.registry import Dispatcher
-from trader import bus, proc
+from trader.kernel import bus, proc
 
 log = logging.getLogger("flatguard")
 

@@ -19,7 +19,7 @@ import msgpack
 import zmq
 import zmq.asyncio
 
-from trader import bus
+from trader.kernel import bus
 
 log = logging.getLogger("flatguard")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from commander import render
 from commander.errors import CommandError, NeedsConfirmation, UsageError
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 if TYPE_CHECKING:
     from commander.context import Context

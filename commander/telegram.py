@@ -25,8 +25,8 @@ from commander.context import Context
 from commander.errors import CommandError, ConfirmationExpired, NeedsConfirmation
 from commander.registry import REGISTRY, Dispatcher, Request
 from commander.strangers import StrangerLimit
-from trader.config import TelegramConfig
-from trader.metrics import METRICS
+from trader.kernel.config import TelegramConfig
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard")
 

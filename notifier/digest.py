@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from trader.config import NotifyConfig
-from trader.protocol import INFO, WARNING
+from trader.kernel.config import NotifyConfig
+from trader.kernel.protocol import INFO, WARNING
 
 EXPOSURE_FLOOR = 0.10  # of equity: the smallest exposure a relative change is measured against
 

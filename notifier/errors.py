@@ -15,7 +15,7 @@ Messages never contain secrets: sinks scrub tokens and URLs before raising.
 
 from __future__ import annotations
 
-from trader.config import ConfigError
+from trader.kernel.config import ConfigError
 
 
 class NotifierError(Exception):

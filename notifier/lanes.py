@@ -22,9 +22,9 @@ from notifier.errors import Permanent, Transient
 from notifier.message import Notification
 from notifier.queue import Deduper, RateLimiter, SinkQueue, SinkStats
 from notifier.sinks.base import Sink
-from trader.config import NotifyConfig
-from trader.proc import kv
-from trader.protocol import CRITICAL
+from trader.kernel.config import NotifyConfig
+from trader.kernel.proc import kv
+from trader.kernel.protocol import CRITICAL
 
 log = logging.getLogger("flatguard.notifier")
 MAX_BACKOFF = 30.0

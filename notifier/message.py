@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trader.protocol import CRITICAL, LEVELS
+from trader.kernel.protocol import CRITICAL, LEVELS
 
 MAX_TITLE = 256
 MAX_TEXT = 32_768  # longer texts are cut: a notification is read by a person

@@ -29,9 +29,9 @@ from notifier.digest import AccountWatch, Out
 from notifier.errors import SinkConfigError
 from notifier.lanes import Dispatcher
 from notifier.message import Notification, parse
-from trader import bus, proc
-from trader.protocol import ACCOUNT, CRITICAL, FILL
-from trader.wire import Message
+from trader.kernel import bus, proc
+from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL
+from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard.notifier")
 BATCH = 256  # messages read per turn before yielding to the other lanes

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from notifier.message import Notification
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 OUTCOMES = ("published", "sent", "dropped", "failed")
 MAX_KEYS = 10_000

@@ -25,11 +25,11 @@ from supervisor.killswitch import KillSwitch
 from supervisor.metrics_truth import Truth
 from supervisor.proxy import EventProxy
 from supervisor.requests import RequestHandlers
-from trader import bus, config, runpaths
-from trader.journal import HaltState, Journal
-from trader.metrics import Registry
-from trader.proc import NotifyClient
-from trader.protocol import CHILDREN, CONNECTOR, TRADER
+from trader.kernel import bus, config, runpaths
+from trader.kernel.journal import HaltState, Journal
+from trader.kernel.metrics import Registry
+from trader.kernel.proc import NotifyClient
+from trader.kernel.protocol import CHILDREN, CONNECTOR, TRADER
 
 log = logging.getLogger("flatguard")
 
@@ -189,7 +189,7 @@ class Supervisor:
             return 0.0
 
     async def start(self) -> None:
-        from trader.strategy import StrategyLoadError, load_strategy
+        from trader.engine.strategy import StrategyLoadError, load_strategy
 
         try:
             load_strategy(self.cfg.strategy.name)  # a typo must fail now, not in the trader

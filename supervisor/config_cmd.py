@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trader import config
+from trader.kernel import config
 
 
 @click.group("config")

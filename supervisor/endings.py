@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from trader.redact import scrub_url
+from trader.kernel.redact import scrub_url
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor
@@ -122,7 +122,7 @@ def say(ending: Ending) -> None:
 async def deliver(sup: Supervisor, ending: Ending) -> None:
     """Alert, then stop the notifier in order (it drains what it holds, this included) before
     anything kills it: used where start-up failed or the supervisor crashed."""
-    from trader.protocol import NOTIFIER
+    from trader.kernel.protocol import NOTIFIER
 
     try:
         sup.alert(ending.level, ending.title, ending.text)

@@ -17,8 +17,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from trader import bus
-from trader.protocol import CONNECTOR, TRADER
+from trader.kernel import bus
+from trader.kernel.protocol import CONNECTOR, TRADER
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor

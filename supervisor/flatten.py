@@ -41,7 +41,7 @@ import ccxt.async_support as ccxt
 
 from supervisor.closes import BelowLotStep, Closer, contracts
 from trader.exchange import errors as E
-from trader.redact import scrub_url
+from trader.kernel.redact import scrub_url
 
 log = logging.getLogger("flatguard")
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.flatten import Flattener, RoundResult
-from trader.journal import HaltState, Journal
-from trader.metrics import Registry
-from trader.redact import scrub_url
+from trader.kernel.journal import HaltState, Journal
+from trader.kernel.metrics import Registry
+from trader.kernel.redact import scrub_url
 
 log = logging.getLogger("flatguard")
 

@@ -26,9 +26,9 @@ import click
 from supervisor import endings, fencing, sdnotify
 from supervisor.app import EX_CONFIG, Supervisor
 from supervisor.errors import StartupError
-from trader import config, runpaths
-from trader.journal import HaltState
-from trader.protocol import COMMANDER, CONNECTOR, NOTIFIER, TRADER
+from trader.kernel import config, runpaths
+from trader.kernel.journal import HaltState
+from trader.kernel.protocol import COMMANDER, CONNECTOR, NOTIFIER, TRADER
 
 log = logging.getLogger("flatguard")
 
@@ -145,7 +145,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
         except StartupError as e:
             click.echo(f"error: {e}", err=True)
             trader = sup.children.get(TRADER)
-            if sup.journal is not None and (trader is None or trader.proc is None):
+            if sup.journal is not None and (trader is None or trader.kernel.proc is None):
                 sup.journal.end_run(sup.run_id)  # nothing traded: not an unclean end
             # A child's refusal is the set-up's fault: exit EX_CONFIG too, which the systemd
             # unit's RestartPreventExitStatus= lists, so it never restart-loops.
@@ -177,7 +177,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
 
 
 def up_main(config_path: str | None, run_dir: str | None, log_file: str | None = None) -> int:
-    from trader.proc import setup_logging
+    from trader.kernel.proc import setup_logging
 
     setup_logging("supervisor")
     try:
@@ -197,7 +197,7 @@ def up_main(config_path: str | None, run_dir: str | None, log_file: str | None =
     except runpaths.RunDirError as e:
         click.echo(f"error: {e}", err=True)
         return 1
-    from trader import logsetup
+    from trader.kernel import logsetup
 
     lc = cfg.logging
     try:  # one file for every process; --log-file wins over [logging] file

@@ -14,8 +14,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from trader.metrics import SPECS
-from trader.redact import scrub_url
+from trader.kernel.metrics import SPECS
+from trader.kernel.redact import scrub_url
 
 SampleSource = Callable[[], list[list[Any]]]
 

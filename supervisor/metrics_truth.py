@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from trader.metrics import SPECS
-from trader.protocol import CONNECTOR, TRADER
+from trader.kernel.metrics import SPECS
+from trader.kernel.protocol import CONNECTOR, TRADER
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor
@@ -80,7 +80,7 @@ def zero_series(sup: Supervisor) -> Iterable[tuple[str, dict[str, str]]]:
         yield "flatguard_notifications_dropped_total", {"sink": sink}
         for o in NOTIFY_OUTCOMES:
             yield "flatguard_notifications_total", {"sink": sink, "outcome": o}
-    from trader.risk import CHECKS
+    from trader.engine.risk import CHECKS
 
     for check in CHECKS:
         yield "flatguard_risk_rejections_total", {"check": check}

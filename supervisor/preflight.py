@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 
-from trader import config
+from trader.kernel import config
 
 # No venue offers more: Binance USDⓈ-M's highest bracket is 125x, Bybit's 100x, OKX's 125x.
 MAX_ANY_VENUE_LEVERAGE = 125
@@ -132,7 +132,7 @@ def exchange_id(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
 
 
 def strategy(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
-    from trader.strategy import StrategyLoadError, load_strategy
+    from trader.engine.strategy import StrategyLoadError, load_strategy
 
     try:
         load_strategy(cfg.strategy.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import zmq
 
-from trader.bus import EVENT_HWM
+from trader.kernel.bus import EVENT_HWM
 
 
 class EventProxy:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from supervisor import fencing
 from supervisor.children import RUNNING, STARTING
 from supervisor.errors import Refused
-from trader.journal import HaltState
-from trader.protocol import TRADER
-from trader.wire import Message
+from trader.kernel.journal import HaltState
+from trader.kernel.protocol import TRADER
+from trader.kernel.wire import Message
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from supervisor.children import FAILED, RESTARTING, Child
-from trader.protocol import COMMANDER, NOTIFIER
+from trader.kernel.protocol import COMMANDER, NOTIFIER
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor

@@ -8,8 +8,8 @@ import os
 import time
 
 from supervisor.errors import StartupError
-from trader.journal import MARKER, HaltState, Journal, JournalTooNew, JournalUnusable
-from trader.runpaths import RunPaths
+from trader.kernel.journal import MARKER, HaltState, Journal, JournalTooNew, JournalUnusable
+from trader.kernel.runpaths import RunPaths
 
 log = logging.getLogger("flatguard")
 

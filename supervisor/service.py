@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from trader import config
+from trader.kernel import config
 
 WATCHDOG_SEC = 30  # the watch loop turns every <= 50 ms: 30 s of silence is a wedged loop
 RESTART_SEC = 10

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trader import bus, runpaths
+from trader.kernel import bus, runpaths
 
 ROOT = Path(__file__).resolve().parent.parent
 FLATGUARD = [sys.executable, "-m", "supervisor.cli"]

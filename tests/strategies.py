@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trader.strategy import Context, MarketData, Strategy
+from trader.engine.strategy import Context, MarketData, Strategy
 
 
 class Raiser(Strategy):

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import sys
 
-from trader import bus, proc
-from trader.protocol import TRADER
+from trader.kernel import bus, proc
+from trader.kernel.protocol import TRADER
 
 log = logging.getLogger("flatguard")
 
@@ -15,7 +15,7 @@ log = logging.getLogger("flatguard")
 async def main() -> int:
     child = proc.make_child(TRADER)
     proc.install_signal_handlers(child.stop)
-    from trader.engine import Engine
+    from trader.engine.loop import Engine
 
     engine: Engine | None = None
     try:

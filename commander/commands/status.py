@@ -12,7 +12,7 @@ from commander import render
 from commander.context import Context
 from commander.errors import UsageError
 from commander.registry import REGISTRY, Command, Request, help_text
-from trader import bus
+from trader.kernel import bus
 
 POSITION_KEYS = ("symbol", "side", "contracts", "entry_price", "notional")
 

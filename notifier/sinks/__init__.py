@@ -20,7 +20,7 @@ from notifier.sinks.pushover import PushoverSink
 from notifier.sinks.telegram import TelegramSink
 from notifier.sinks.twilio import TwilioSink
 from notifier.sinks.webhook import WebhookSink
-from trader.config import Config, SinkConfig
+from trader.kernel.config import Config, SinkConfig
 
 __all__ = ["Sink", "build"]
 

@@ -17,8 +17,8 @@ import aiohttp
 
 from notifier.errors import Permanent, Transient
 from notifier.message import Notification
-from trader.config import SinkConfig
-from trader.protocol import LEVELS
+from trader.kernel.config import SinkConfig
+from trader.kernel.protocol import LEVELS
 
 log = logging.getLogger("flatguard.notifier")
 

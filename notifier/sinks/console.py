@@ -9,7 +9,7 @@ import aiohttp
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.proc import kv
+from trader.kernel.proc import kv
 
 log = logging.getLogger("flatguard.notify")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}

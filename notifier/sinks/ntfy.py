@@ -13,7 +13,7 @@ import aiohttp
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.config import SinkConfig
+from trader.kernel.config import SinkConfig
 
 PRIORITY = {"info": "3", "warning": "4", "critical": "5"}
 TAGS = {"info": "information_source", "warning": "warning", "critical": "rotating_light"}

@@ -17,7 +17,7 @@ import aiohttp
 from notifier.errors import DeliveryError, Permanent
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.config import SinkConfig
+from trader.kernel.config import SinkConfig
 
 RETRY = 60  # s between Pushover's own repeats (minimum 30)
 

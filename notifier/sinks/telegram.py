@@ -13,7 +13,7 @@ import aiohttp
 from notifier.errors import Transient
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.config import SinkConfig
+from trader.kernel.config import SinkConfig
 
 
 class TelegramSink(Sink):

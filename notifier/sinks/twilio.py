@@ -14,8 +14,8 @@ import aiohttp
 from notifier.errors import Transient
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.config import SinkConfig
-from trader.protocol import CRITICAL
+from trader.kernel.config import SinkConfig
+from trader.kernel.protocol import CRITICAL
 
 
 def twiml(text: str) -> str:

@@ -11,7 +11,7 @@ import aiohttp
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
-from trader.config import SinkConfig
+from trader.kernel.config import SinkConfig
 
 
 class WebhookSink(Sink):

@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from trader import runpaths, wire
+from trader.kernel import runpaths, wire
 
 NO_ANSWER = object()
 
@@ -108,7 +108,7 @@ class CommanderStack:
         import tempfile
         from pathlib import Path
 
-        from trader import config
+        from trader.kernel import config
 
         self.dir = tempfile.mkdtemp(prefix="fg", dir="/tmp")
         self.paths = runpaths.prepare(Path(self.dir))

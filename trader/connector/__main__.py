@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from trader import proc
+from trader.kernel import proc
 
 
 async def _run() -> int:

@@ -12,9 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from trader.exchange.reconcile import OPEN, TERMINAL
-from trader.journal import FillConflict
-from trader.metrics import METRICS
-from trader.protocol import FILL, MD, ORDER
+from trader.kernel.journal import FillConflict
+from trader.kernel.metrics import METRICS
+from trader.kernel.protocol import FILL, MD, ORDER
 
 if TYPE_CHECKING:
     from trader.connector.service import Connector

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from trader.connector import orders
 from trader.exchange import errors as E
 from trader.exchange.numbers import BadExchangeData
-from trader.protocol import ORDER
+from trader.kernel.protocol import ORDER
 
 if TYPE_CHECKING:
     from trader.connector.service import Connector

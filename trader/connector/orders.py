@@ -30,7 +30,7 @@ from trader.connector.fence import Fence, Fenced
 from trader.exchange import errors as E
 from trader.exchange.calls import BACKOFF_CAP, Guard
 from trader.exchange.numbers import BadExchangeData
-from trader.journal import Journal
+from trader.kernel.journal import Journal
 
 log = logging.getLogger("flatguard.connector")
 

@@ -22,7 +22,6 @@ from typing import Any
 
 import zmq
 
-from trader import bus
 from trader.connector import fence, ops
 from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
@@ -36,10 +35,11 @@ from trader.exchange.feed import PollFeed, WsFeed
 from trader.exchange.numbers import BadExchangeData
 from trader.exchange.ratelimit import RateLimits
 from trader.exchange.reconcile import Account, rest_state
-from trader.journal import Journal
-from trader.metrics import METRICS
-from trader.proc import Child
-from trader.protocol import ACCOUNT, ALERT, CRITICAL, WARNING
+from trader.kernel import bus
+from trader.kernel.journal import Journal
+from trader.kernel.metrics import METRICS
+from trader.kernel.proc import Child
+from trader.kernel.protocol import ACCOUNT, ALERT, CRITICAL, WARNING
 
 log = logging.getLogger("flatguard.connector")
 

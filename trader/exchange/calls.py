@@ -28,7 +28,7 @@ from trader.exchange import errors as E
 from trader.exchange import numbers as N
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.calls")
 

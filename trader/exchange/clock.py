@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.clock")
 

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from trader.exchange.calls import Guard
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.dms")
 

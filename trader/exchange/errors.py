@@ -85,7 +85,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from trader.redact import scrub_url
+from trader.kernel.redact import scrub_url
 
 
 class Kind(StrEnum):

@@ -17,7 +17,7 @@ import math
 import time
 from typing import Any
 
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.numbers")
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 
 from trader.exchange.ban import BanBoard
-from trader.metrics import METRICS
+from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.ratelimit")
 

@@ -69,7 +69,7 @@ def sim(host: str, port: int, api_key: str, api_secret: str, seed: int, tick_int
         fail: tuple[str, ...], latency: float, path_latency: tuple[str, ...], ban: str | None,
         skew: float, liquidity: str, speed: float, funding_interval: float) -> None:
     """Run the built-in simulated exchange (Binance USDⓈ-M REST + WebSocket)."""
-    from trader import logsetup
+    from trader.kernel import logsetup
 
     if os.environ.get(logsetup.ENV_FILE):  # the built-in sim of an `up` with a log file
         logsetup.setup("sim")

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trader import sigterm
+from trader.kernel import sigterm
 from trader.sim import control, pipeline
 from trader.sim.faults import Failure
 from trader.sim.state import STATE_KEY, SimConfig, SimState, log

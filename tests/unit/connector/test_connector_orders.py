@@ -1,0 +1,185 @@
+"""Creates whose reply was lost, and the fence, in-process against the sim with the real ccxt.
+
+``orders.create`` runs with the real guard, journal and fence; the sim's ``after`` failures
+place the order and then lose the reply (-1007, 504), its ``before`` failures refuse it
+unprocessed. Nothing is ever re-sent: exactly one order (and one fill) per client id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trader.connector import fence as fence_mod
+from trader.connector import orders
+from trader.connector.fence import Fence, Fenced
+from trader.exchange import errors as E
+from trader.exchange.ban import BanBoard
+from trader.exchange.calls import Guard, install_recorder
+from trader.exchange.clock import ExchangeClock
+from trader.exchange.ratelimit import RateLimits
+from trader.kernel.journal import Journal
+from trader.sim.testing import SimHarness
+
+BTC = "BTC/USDT:USDT"
+RECV_MS = 1000  # exchange.recv_window for these tests: the lookup waits 1 s + the margin
+
+
+@dataclass
+class Rig:
+    h: SimHarness
+    ex: Any
+    guard: Guard
+    journal: Journal
+    fence: Fence
+    board: BanBoard
+    fatal: list[E.Classification]
+
+    async def create(self, cid: str, **kw: Any) -> dict[str, Any]:
+        req = {"client_id": cid, "symbol": BTC, "side": "buy", "type": "market",
+               "amount": 0.01, "price": None, "reduce_only": False, "tif": None, **kw}
+        return await orders.create(self.guard, self.ex, self.journal, req, fence=self.fence,
+                                   recv_window_ms=RECV_MS)
+
+    async def posts(self, cid: str) -> list[dict[str, Any]]:
+        return [e for e in await self.h.control.orders() if e.get("clientOrderId") == cid
+                and e.get("method") == "POST"]
+
+    async def fills(self, order_id: str) -> list[dict[str, Any]]:
+        return [t for t in await self.ex.fetch_my_trades(BTC) if str(t["order"]) == order_id]
+
+
+@pytest.fixture
+def rig(h: SimHarness, tmp_path: Path) -> Iterator[Rig]:
+    board = BanBoard.in_run_dir(tmp_path)
+    ex = h.exchange(pro=False, recv_window_ms=RECV_MS, ban_board=board)
+    fence_mod.install(ex)
+    limits = RateLimits(board=board)
+    install_recorder(ex, limits)
+    fatal: list[E.Classification] = []
+    guard = Guard(limits, ExchangeClock(ex), retry_budget=5, retry_window=60, on_fatal=fatal.append)
+    h.run(ex.load_markets())
+    j = Journal(tmp_path / "journal.db")
+    try:
+        yield Rig(h, ex, guard, j, Fence(), board, fatal)
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("fault", [{"code": -1007}, {"status": 504}])
+def test_lost_reply_of_a_filled_market_order_is_found_never_resent(rig: Rig,
+                                                                   fault: dict[str, int]) -> None:
+    async def main() -> None:
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                 after=True, **fault)
+        o = await rig.create("lost-1")
+        assert o["clientOrderId"] == "lost-1" and o["status"] == "closed"
+        assert len(await rig.posts("lost-1")) == 1
+        assert len(await rig.fills(str(o["id"]))) == 1
+        assert rig.journal.order("lost-1")["status"] == "closed"
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_lookup_failing_too_waits_out_the_recv_window_then_finds_it(rig: Rig) -> None:
+    async def main() -> None:
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                 after=True, code=-1007)
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="GET", count=1,
+                                 status=503)  # the immediate lookup fails as well
+        t0 = time.monotonic()
+        o = await rig.create("lost-2")
+        assert time.monotonic() - t0 >= RECV_MS / 1000 + orders.LOOKUP_MARGIN_S - 0.2
+        assert o["status"] == "closed"
+        assert len(await rig.posts("lost-2")) == 1
+        assert len(await rig.fills(str(o["id"]))) == 1
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_unprocessed_create_is_reported_not_placed_after_the_bound(rig: Rig) -> None:
+    async def main() -> None:
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                 status=503)  # before processing: nothing placed
+        t0 = time.monotonic()
+        with pytest.raises(orders.NotPlaced) as ei:
+            await rig.create("gone-1")
+        assert time.monotonic() - t0 >= RECV_MS / 1000 + orders.LOOKUP_MARGIN_S - 0.2
+        assert ei.value.kind == "rejected" and "not re-sent" in str(ei.value)
+        posts = await rig.posts("gone-1")
+        assert len(posts) == 1 and not posts[0].get("accepted")
+        j = rig.journal.order("gone-1")
+        assert j["status"] == "rejected" and "not placed" in j["error"]
+        assert not rig.fatal
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_rate_limited_create_is_not_placed_at_once(rig: Rig) -> None:
+    async def main() -> None:
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                 code=-1015)  # too many new orders: refused unprocessed
+        with pytest.raises(orders.NotPlaced):
+            await rig.create("rl-1")
+        assert len(await rig.posts("rl-1")) == 1
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_banned_create_is_not_sent(rig: Rig) -> None:
+    async def main() -> None:
+        host = next(iter(rig.ex.urls["api"].values())).split("/")[2]
+        rig.board.record(host, 418, 30.0)
+        with pytest.raises(orders.NotPlaced) as ei:
+            await rig.create("ban-1")
+        assert "ban" in str(ei.value)
+        assert await rig.posts("ban-1") == []
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_fence_ends_a_create_waiting_to_look_up_and_never_resends(rig: Rig) -> None:
+    async def main() -> None:
+        await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                 status=503)
+        task = asyncio.ensure_future(rig.create("fence-1"))
+        while rig.journal.order("fence-1") is None or \
+                rig.journal.order("fence-1")["status"] != "unknown":
+            await asyncio.sleep(0.01)  # the create is waiting out its recvWindow now
+        t0 = time.monotonic()
+        rig.fence.fence("kill switch")
+        with pytest.raises(Fenced) as ei:
+            await task
+        assert time.monotonic() - t0 < 0.5 and ei.value.kind == "fenced"
+        assert "outcome unknown" in str(ei.value)
+        assert rig.journal.order("fence-1")["status"] == "unknown"  # it may have landed
+        assert len(await rig.posts("fence-1")) == 1
+        with pytest.raises(Fenced):  # later creates: refused, nothing sent
+            await rig.create("fence-2")
+        assert await rig.posts("fence-2") == []
+        rig.fence.lift()
+        assert (await rig.create("fence-3"))["status"] == "closed"
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_the_gate_stops_a_create_already_inside_ccxt(rig: Rig) -> None:
+    """The check sits in ``fetch``, after ccxt's rate limiter and signing: a create that was
+    waiting inside ccxt when the fence went up is not sent either."""
+    async def main() -> None:
+        with rig.fence.gate():
+            rig.fence.fence("test")
+            with pytest.raises(Fenced):
+                await rig.ex.create_order(BTC, "market", "buy", 0.01, None,
+                                          {"clientOrderId": "gate-1"})
+        assert await rig.posts("gate-1") == []
+        await rig.ex.fetch_open_orders(BTC)  # reads are not gated
+        assert await rig.guard.call("fetch_positions", rig.ex.fetch_positions, None) is not None
+
+    rig.h.run(main(), timeout=30)

@@ -1,0 +1,245 @@
+"""The trading engine: one loop that turns events into strategy calls and orders.
+
+Everything that can fail at I/O is behind the connector; what runs here is infallible code plus
+assertions. If the loop raises anyway, that is a logic error and the in-process dead switch
+fires: ask the supervisor to halt and flatten, then exit non-zero (the supervisor sees the exit
+too, so the kill switch runs even if that request is lost).
+
+Heartbeats are sent from this loop, so a strategy that blocks stops them: that is how a hang is
+told from life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from trader.engine.commands import TraderCommands
+from trader.engine.inventory import Inventory
+from trader.engine.orders import OrderManager
+from trader.engine.risk import RiskEngine
+from trader.engine.strategy import Fill, MarketData, OrderUpdate, Strategy, load_strategy
+from trader.kernel import bus, proc
+from trader.kernel.journal import Journal
+from trader.kernel.metrics import METRICS
+from trader.kernel.protocol import (
+    ACCOUNT,
+    FILL,
+    HALTED,
+    MD,
+    ORDER,
+    PAUSED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+)
+
+log = logging.getLogger("flatguard")
+
+# s: orders are counted by the throttle when they leave the trader, the exchange counts them on
+# arrival; this much transit jitter cannot make the exchange see more than the limit
+THROTTLE_MARGIN = 0.25
+
+
+class Engine:
+    """Also the strategy's Context (buy/sell/cancel/position/...)."""
+
+    def __init__(self, child: proc.Child) -> None:
+        self.child = child
+        cfg = child.cfg
+        self.cfg = cfg
+        self.symbols = cfg.exchange.symbols
+        self.params = cfg.strategy.params
+        self.conn = bus.Requester(child.ctx, child.paths.connector, "trader")
+        self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [MD, ORDER, FILL, ACCOUNT])
+        self.inv = Inventory()
+        # the account's staleness limit is exchange.max_unconfirmed (one condition, one key)
+        self.risk = RiskEngine(cfg.risk, self.symbols,
+                               max_unconfirmed=cfg.exchange.max_unconfirmed,
+                               throttle_margin=THROTTLE_MARGIN)
+        self.orders = OrderManager(self.conn, self.risk, self._view)
+        self.strategy: Strategy = load_strategy(cfg.strategy.name)()
+        self.state = STARTING
+        self.commands = TraderCommands(self)
+        self._last_timer = 0.0
+        self._last_alive = 0.0
+        self._last_eval = 0.0
+
+    # --- Context for the strategy ----------------------------------------------------------
+
+    def buy(self, symbol: str, amount: float, price: float | None = None,
+            reduce_only: bool = False) -> str | None:
+        return self._order(symbol, "buy", amount, price, reduce_only)
+
+    def sell(self, symbol: str, amount: float, price: float | None = None,
+             reduce_only: bool = False) -> str | None:
+        return self._order(symbol, "sell", amount, price, reduce_only)
+
+    def _order(self, symbol: str, side: str, amount: float, price: float | None,
+               reduce_only: bool) -> str | None:
+        # every refusal, the trading state's included, is the risk engine's (counted, logged)
+        return self.orders.submit(symbol, side, amount, price, reduce_only)
+
+    def cancel(self, symbol: str, client_id: str) -> None:
+        self.orders.cancel(symbol, client_id)
+
+    def cancel_all(self, symbol: str | None = None) -> None:
+        syms = (symbol,) if symbol else self.symbols
+        asyncio.get_running_loop().create_task(self._safe(self.orders.cancel_all(syms)))
+
+    def position(self, symbol: str) -> float:
+        return self.inv.contracts(symbol)
+
+    def mark(self, symbol: str) -> MarketData | None:
+        return self.inv.marks.get(symbol)
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        return [t.update() for t in self.orders.orders.values()
+                if t.status not in ("closed", "canceled", "rejected", "expired")
+                and (symbol is None or t.intent.symbol == symbol)]
+
+    def now(self) -> float:
+        return time.time()
+
+    def log(self, text: str) -> None:
+        log.info("strategy=%s %s", self.strategy.name, text)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _view(self) -> Any:
+        return self.inv.view(self.orders.open_orders())
+
+    async def _safe(self, coro: Any) -> None:
+        try:
+            await coro
+        except bus.RequestError as e:
+            log.warning("request failed kind=%s: %s", e.kind, e.message)
+
+    def set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        log.warning("trading state %s -> %s", self.state, state)
+        self.state = state
+        self.child.state = state
+        self.risk.set_trading_state(state)
+        for s in (STARTING, RUNNING, PAUSED, STOPPING, HALTED, STOPPED):
+            METRICS.set("flatguard_trading_state", 1.0 if s == state else 0.0, state=s)
+
+    async def start(self) -> None:
+        deadline = time.monotonic() + self.cfg.supervisor.ready_timeout
+        while True:  # the connector is READY before the trader starts; this is belt and braces
+            try:
+                snap = await self.conn.request("account", {}, timeout=2.0)
+                break
+            except bus.RequestError as e:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no account snapshot from the connector: {e}") from None
+                await asyncio.sleep(0.2)
+        self.inv.apply_account(snap)
+        self.child.last_ok = time.time()
+        self._restore_risk_day()
+        self.strategy.on_start(self)
+        self.set_state(RUNNING)
+
+    def handle(self, msg: Any) -> None:
+        topic, d = msg.topic, msg.data
+        if topic.startswith(MD):
+            md = MarketData(d["symbol"], float(d["mark"]), float(d.get("bid") or d["mark"]),
+                            float(d.get("ask") or d["mark"]), float(d.get("ts") or msg.ts))
+            self.inv.apply_md(md)
+            self.child.last_md = time.time()
+            if self.state == RUNNING and md.symbol in self.symbols:
+                self.strategy.on_tick(self, md)
+        elif topic.startswith(FILL):
+            f = Fill(str(d.get("trade_id") or ""), str(d.get("client_id") or ""), d["symbol"],
+                     d["side"], float(d["amount"]), float(d["price"]), float(d.get("fee") or 0),
+                     float(d.get("ts") or msg.ts))
+            if not self.inv.apply_fill(f.symbol, f.side, f.amount, f.price, f.trade_id):
+                return  # a duplicate of a fill already applied
+            ours = self.orders.on_fill(f.client_id, f.amount)
+            log.info("fill symbol=%s side=%s amount=%g price=%g fee=%g position=%g%s", f.symbol,
+                     f.side, f.amount, f.price, f.fee, self.inv.contracts(f.symbol),
+                     "" if ours else " (not ours)")
+            for ev in self.risk.on_fill(f.symbol, f.side, f.amount, f.price, f.fee, time.time()):
+                self.commands.risk_event(ev)
+            if ours:
+                self.strategy.on_fill(self, f)
+        elif topic.startswith(ORDER):
+            upd = self.orders.on_order(d)
+            if upd is not None:
+                self.strategy.on_order(self, upd)
+        elif topic == ACCOUNT:
+            self.inv.apply_account(d)
+            self.child.last_ok = time.time()
+            METRICS.set("flatguard_equity", self.inv.equity)
+            METRICS.clear("flatguard_position_contracts")
+            for sym in self.symbols:
+                METRICS.set("flatguard_position_contracts", self.inv.contracts(sym), symbol=sym)
+
+    def periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_alive >= self.cfg.supervisor.heartbeat_interval:
+            self._last_alive = now
+            asyncio.get_running_loop().create_task(self.conn.send_oneway("alive", {}))
+            self.orders.connector_ok = now - self.conn.last_reply < max(
+                self.cfg.supervisor.connector_grace, 2 * self.cfg.hang_timeout) or self._idle()
+        if now - self._last_eval >= 0.25:
+            self._last_eval = now
+            for ev in self.risk.evaluate(self._view(), time.time()):
+                self.commands.risk_event(ev)
+            self._save_risk_day()
+            self.orders.prune(self.inv.adopted_ids())
+        if self.state == RUNNING and now - self._last_timer >= self.cfg.strategy.tick_interval:
+            self._last_timer = now
+            self.strategy.on_timer(self)
+        if self.state == STOPPING:
+            self.commands.stop_step()
+
+    def _idle(self) -> bool:
+        return not any(t.status == "pending" for t in self.orders.orders.values())
+
+    def _restore_risk_day(self) -> None:
+        """The day's opening equity and high survive a trader restart (a resume must not reset
+        the daily loss limit)."""
+        self.journal = Journal(self.child.paths.journal, create=False)
+        saved = self.journal.risk_day()
+        lb = self.risk.loss_breaker
+        if saved is not None and saved[0] == int(time.time() // 86400):
+            lb.day, lb.start, lb.high, lb.tripped = saved
+        self._saved_day = saved
+
+    def _save_risk_day(self) -> None:
+        lb = self.risk.loss_breaker
+        state = (lb.day, lb.start, lb.high, lb.tripped)
+        if lb.day >= 0 and state != self._saved_day:
+            self._saved_day = state
+            self.journal.set_risk_day(*state)
+
+    def close(self) -> None:
+        self.conn.close()
+        self.sub.close()
+
+    async def run(self) -> int:
+        child = self.child
+        server = bus.Responder(child.ctx, child.paths.trader, "trader")
+        serve = asyncio.get_running_loop().create_task(server.serve(self.commands.handle))
+        try:
+            await self.start()
+            await child.ready(strategy=self.strategy.name)
+            interval = self.cfg.supervisor.heartbeat_interval / 2
+            while not child.stop.is_set():
+                if child.supervisor_lost():
+                    return await self.commands.supervisor_lost()
+                # what is queued now, else wait up to interval: no task per message
+                for msg in await self.sub.recv_batch(interval, 100):
+                    self.handle(msg)
+                self.periodic()
+                child.beat()
+            await self.commands.graceful_stop()
+            return 0
+        finally:
+            serve.cancel()
+            server.close()

@@ -1,0 +1,324 @@
+"""Sockets of the bus: events over pub/sub through the supervisor's proxy, requests DEALER->ROUTER.
+
+Events (market data, fills, positions, alerts) are fire-and-forget: pub/sub drops at the
+high-water mark and misses what was sent before a subscriber joined, so nothing whose loss is
+unsafe travels only this way. Requests (orders, commands, kill) carry an id and a timeout and get
+an explicit reply; a DEALER never wedges on a lost reply the way a REQ socket does.
+
+Every socket has ``LINGER=0``: a process that is stopping must not hang on unsent messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from trader.kernel import wire
+from trader.kernel.wire import Message, WireError
+
+EVENT_HWM = 10_000
+
+
+class BusStats:
+    """Per-process counters; reported in heartbeats and exported by the supervisor."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.dropped: Counter[str] = Counter()  # reason -> count
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sent": self.sent, "received": self.received, "dropped": dict(self.dropped)}
+
+
+STATS = BusStats()
+
+
+class RequestError(Exception):
+    """A request got an error reply. ``kind`` is the serving side's classification."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+class RequestTimeout(RequestError):
+    """No reply within the timeout: the peer is slow, hung or gone. The outcome is unknown."""
+
+    def __init__(self, op: str, timeout: float) -> None:
+        super().__init__("timeout", f"no reply to {op!r} within {timeout:g} s")
+
+
+def _setup(sock: zmq.Socket[Any]) -> None:
+    sock.setsockopt(zmq.LINGER, 0)
+
+
+class _Sequenced:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._seq = itertools.count(1)
+
+    def frames(self, topic: str, data: dict[str, Any]) -> list[bytes]:
+        return wire.encode(topic, self.source, next(self._seq), data)
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+class Publisher(_Sequenced):
+    """PUB connected to the proxy's XSUB. ``publish`` never blocks: at the HWM it drops and counts."""
+
+    def __init__(self, ctx: zmq.Context[Any], endpoint: str, source: str) -> None:
+        super().__init__(source)
+        # A zmq.asyncio socket returns a Future holding zmq.Again instead of raising it (the drop
+        # would go uncounted): always publish through a plain socket of a shadow context.
+        self.sock = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
+        _setup(self.sock)
+        self.sock.setsockopt(zmq.SNDHWM, EVENT_HWM)
+        self.sock.connect(endpoint)
+
+    def publish(self, topic: str, data: dict[str, Any]) -> bool:
+        try:
+            self.sock.send_multipart(self.frames(topic, data), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            STATS.dropped["hwm"] += 1
+            return False
+        STATS.sent += 1
+        return True
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+def decode_counted(frames: list[bytes]) -> Message | None:
+    """Decode one message, or count it as dropped and return None."""
+    try:
+        msg = wire.decode(frames)
+    except WireError:
+        STATS.dropped["malformed"] += 1
+        return None
+    STATS.received += 1
+    return msg
+
+
+class Subscriber:
+    """Async SUB connected to the proxy's XPUB."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, topics: list[str]) -> None:
+        self.sock = ctx.socket(zmq.SUB)
+        _setup(self.sock)
+        self.sock.setsockopt(zmq.RCVHWM, EVENT_HWM)
+        for t in topics:
+            self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        self.sock.connect(endpoint)
+
+        # A plain view of the same socket: a non-blocking read through it costs ~1.8 µs where
+        # the asyncio one costs ~3.3 µs (a Future per call). Waiting still goes through asyncio.
+        self._plain = zmq.Socket.shadow(self.sock.underlying)
+
+    async def recv(self) -> Message | None:
+        return decode_counted(await self.sock.recv_multipart())
+
+    def drain(self, out: list[Message], max_n: int) -> int:
+        """Read up to ``max_n`` queued messages without waiting; return how many were read
+        (malformed ones are counted as dropped and not appended)."""
+        n = 0
+        recv = self._plain.recv_multipart
+        while n < max_n:
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            n += 1
+            msg = decode_counted(frames)
+            if msg is not None:
+                out.append(msg)
+        return n
+
+    async def recv_batch(self, timeout: float, max_n: int = 256) -> list[Message]:
+        """What is queued now, else wait up to ``timeout`` s for something, then drain."""
+        out: list[Message] = []
+        if self.drain(out, max_n):
+            await asyncio.sleep(0)  # let other tasks (order sends, replies) run between batches
+        elif await self.sock.poll(int(timeout * 1000)):
+            self.drain(out, max_n)
+        return out
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class Requester(_Sequenced):
+    """Async DEALER client: ``await request(op, args, timeout)`` -> result or ``RequestError``."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, source: str) -> None:
+        super().__init__(source)
+        self.sock = ctx.socket(zmq.DEALER)
+        _setup(self.sock)
+        self.sock.connect(endpoint)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.last_reply = time.monotonic()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered (nor timed out)."""
+        return len(self._pending)
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            msg = decode_counted(await self.sock.recv_multipart())
+            if msg is None:
+                continue
+            self.last_reply = time.monotonic()
+            fut = self._pending.pop(msg.data.get("id", -1), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg.data)
+
+    async def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        self._ensure_reader()
+        rid = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await self.sock.send_multipart(self.frames(op, {"id": rid, "args": args or {}}))
+            reply = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeout(op, timeout) from None
+        finally:
+            self._pending.pop(rid, None)
+        return _unwrap(reply)
+
+    async def send_oneway(self, op: str, args: dict[str, Any]) -> None:
+        """A message with no reply expected (heartbeats). Never blocks on a dead peer."""
+        try:
+            await self.sock.send_multipart(self.frames(op, {"args": args}), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            STATS.dropped["peer_unavailable"] += 1
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        self.sock.close(0)
+
+
+def _unwrap(reply: dict[str, Any]) -> Any:
+    if reply.get("ok"):
+        return reply.get("result")
+    err = reply.get("error") or {}
+    raise RequestError(str(err.get("kind", "error")), str(err.get("message", "unknown error")))
+
+
+Handler = Callable[[str, dict[str, Any], Message], Awaitable[Any]]
+
+
+class Responder(_Sequenced):
+    """Async ROUTER server. The handler's return value is the reply; its exception an error reply.
+
+    An exception with a ``kind`` attribute keeps that kind in the reply (e.g. ``rejected``);
+    anything else is ``error``. A malformed request is dropped and counted: with no valid id
+    there is nobody to answer.
+    """
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, source: str) -> None:
+        super().__init__(source)
+        self.sock = ctx.socket(zmq.ROUTER)
+        _setup(self.sock)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        path = endpoint.removeprefix("ipc://")
+        if endpoint.startswith("ipc://") and os.path.exists(path):
+            os.unlink(path)  # a stale socket from a crashed run; the run lock says none is live
+        self.sock.bind(endpoint)
+        self.endpoint = endpoint
+
+    async def serve(self, handler: Handler, concurrent: bool = True) -> None:
+        while True:
+            frames = await self.sock.recv_multipart()
+            if len(frames) < 3:
+                STATS.dropped["malformed"] += 1
+                continue
+            ident, rest = frames[0], frames[1:]
+            msg = decode_counted(rest)
+            if msg is None:
+                continue
+            args = msg.data.get("args", {})
+            if not isinstance(args, dict):
+                STATS.dropped["malformed"] += 1
+                continue
+            rid = msg.data.get("id")
+            coro = self._handle(handler, ident, rid, msg, args)
+            if concurrent:
+                asyncio.get_running_loop().create_task(coro)
+            else:
+                await coro
+
+    async def _handle(self, handler: Handler, ident: bytes, rid: Any, msg: Message,
+                      args: dict[str, Any]) -> None:
+        try:
+            result = await handler(msg.topic, args, msg)
+            body: dict[str, Any] = {"id": rid, "ok": True, "result": result}
+        except Exception as e:  # the dispatcher maps every failure to an error reply
+            body = {"id": rid, "ok": False,
+                    "error": {"kind": getattr(e, "kind", "error"), "message": str(e) or type(e).__name__}}
+        if rid is None:
+            return  # one-way message
+        try:
+            await self.sock.send_multipart([ident, *self.frames("rep", body)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            STATS.dropped["reply_undeliverable"] += 1
+
+    def close(self) -> None:
+        self.sock.close(0)
+        path = self.endpoint.removeprefix("ipc://")
+        if self.endpoint.startswith("ipc://"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+class SyncRequester(_Sequenced):
+    """Blocking client for the CLI and tests: one request at a time, with a hard timeout."""
+
+    def __init__(self, endpoint: str, source: str, ctx: zmq.Context[Any] | None = None) -> None:
+        super().__init__(source)
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        _setup(self.sock)
+        self.sock.connect(endpoint)
+        self._ids = itertools.count(1)
+
+    def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        rid = next(self._ids)
+        deadline = time.monotonic() + timeout
+        try:
+            self.sock.send_multipart(self.frames(op, {"id": rid, "args": args or {}}), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            raise RequestTimeout(op, timeout) from None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1):
+                raise RequestTimeout(op, timeout)
+            msg = decode_counted(self.sock.recv_multipart())
+            if msg is not None and msg.data.get("id") == rid:
+                return _unwrap(msg.data)
+
+    def close(self) -> None:
+        self.sock.close(0)
