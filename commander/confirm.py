@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from commander.errors import ConfirmationExpired, Refused
+from commander.errors import CommandRefused, ConfirmationExpired
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,12 @@ class Confirmations:
         return p
 
     def take(self, token: str, who: str) -> Pending:
-        """Consume a confirmation; raise ``ConfirmationExpired`` or ``Refused`` if it cannot be."""
+        """Consume a confirmation; raise ``ConfirmationExpired`` or ``CommandRefused`` if it cannot be."""
         p = self._pending.get(token)
         if p is None:
             raise ConfirmationExpired("this confirmation is expired or was already used: nothing done")
         if p.who != who:
-            raise Refused("only the person who asked can confirm this")
+            raise CommandRefused("only the person who asked can confirm this")
         del self._pending[token]
         if self._clock() - p.created > self.timeout:
             raise ConfirmationExpired(

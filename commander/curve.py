@@ -19,11 +19,12 @@ from zmq.utils import z85
 
 from trader.kernel import bus
 from trader.kernel.bus import STATS, decode_counted
+from trader.kernel.errors import FlatguardError
 
 MAX_MSG = (1 << 20) + 4096  # bytes per frame; larger peers are disconnected before they cost memory
 
 
-class CurveError(RuntimeError):
+class CurveError(FlatguardError, RuntimeError):
     """Keys missing or unreadable. Fatal at start-up: fix the key files or remove control.tcp."""
 
 

@@ -1,12 +1,13 @@
 """Everything a command can fail with, and what the dispatcher does with it.
 
-    CommandError              the command did not do what was asked; the reply says why (exit 1)
-    ├── UsageError            unknown command or wrong arguments: usage/help in the reply (exit 2)
-    ├── Refused               not done on purpose (risk-adding without confirmation, nothing to do)
-    │   └── NeedsConfirmation risk-adding and unconfirmed: CLI says "add --yes", Telegram asks
-    ├── Unauthorised          sender not on the allowlist: ignored on Telegram, audited everywhere
-    ├── ConfirmationExpired   a confirmation arrived after ``control.confirm_timeout``: nothing done
-    └── NoAnswer              the process that must act did not answer in time: outcome unknown
+    FlatguardError (trader.kernel.errors)
+    └── CommandError              the command did not do what was asked; the reply says why (exit 1)
+        ├── UsageError            unknown command or wrong arguments: usage/help in the reply (exit 2)
+        ├── CommandRefused        not done on purpose (risk-adding without confirmation, nothing to do)
+        │   ├── NeedsConfirmation risk-adding and unconfirmed: CLI says "add --yes", Telegram asks
+        │   └── ConfirmationExpired  a confirmation arrived after ``control.confirm_timeout``
+        ├── Unauthorised          sender not on the allowlist: ignored on Telegram, audited everywhere
+        └── NoAnswer              the process that must act did not answer in time: outcome unknown
 
 Recovery policy: none of these is retried by the commander. Each becomes an error reply with its
 ``kind``; the person decides what to do next (e.g. ``kill`` when ``stop`` got no answer).
@@ -16,8 +17,10 @@ commander keeps serving.
 
 from __future__ import annotations
 
+from trader.kernel.errors import FlatguardError
 
-class CommandError(Exception):
+
+class CommandError(FlatguardError):
     kind = "failed"
 
 
@@ -25,11 +28,11 @@ class UsageError(CommandError):
     kind = "usage"
 
 
-class Refused(CommandError):
+class CommandRefused(CommandError):
     kind = "refused"
 
 
-class NeedsConfirmation(Refused):
+class NeedsConfirmation(CommandRefused):
     kind = "confirm"
 
 
@@ -37,7 +40,7 @@ class Unauthorised(CommandError):
     kind = "unauthorised"
 
 
-class ConfirmationExpired(Refused):
+class ConfirmationExpired(CommandRefused):
     kind = "expired"
 
 

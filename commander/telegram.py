@@ -26,6 +26,7 @@ from commander.errors import CommandError, ConfirmationExpired, NeedsConfirmatio
 from commander.registry import REGISTRY, Dispatcher, Request
 from commander.strangers import StrangerLimit
 from trader.kernel.config import TelegramConfig
+from trader.kernel.errors import FlatguardError
 from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard")
@@ -35,7 +36,7 @@ MAX_TEXT = 4000  # Bot API limit is 4096 characters per message
 BACKOFF_MAX = 30.0
 
 
-class TelegramError(Exception):
+class TelegramError(FlatguardError):
     """A Bot API call failed (transport, HTTP status or ``ok: false``). Policy: log, back off,
     keep polling -- the local control socket must keep working whatever Telegram does."""
 

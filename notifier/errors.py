@@ -1,14 +1,16 @@
 """Notifier exceptions and their recovery policy.
 
-    NotifierError
-    ├── SinkConfigError   a sink is misconfigured (missing env var, URL, number): fatal at
-    │                     start-up, before anything binds; the message names the section and key
-    └── DeliveryError     one request to a sink failed
-        ├── Transient     timeouts, connection errors, 429, 5xx, garbage replies: retried with
-        │                 backoff (honouring ``retry_after``) within the sink's budget
-        │                 (``retries``), then the message is counted failed
-        └── Permanent     4xx other than 429 (bad token, bad chat, bad request): counted failed
-                          at once, never retried
+    FlatguardError (trader.kernel.errors)
+    └── NotifierError
+        ├── SinkConfigError         a sink is misconfigured (missing env var, URL, number): fatal
+        │                           at start-up, before anything binds; the message names the
+        │                           section and key (also a ``ConfigError``)
+        └── DeliveryError           one request to a sink failed
+            ├── TransientDelivery   timeouts, connection errors, 429, 5xx, garbage replies:
+            │                       retried with backoff (honouring ``retry_after``) within the
+            │                       sink's budget (``retries``), then the message is counted failed
+            └── PermanentDelivery   4xx other than 429 (bad token, bad chat, bad request): counted
+                                    failed at once, never retried
 
 Messages never contain secrets: sinks scrub tokens and URLs before raising.
 """
@@ -16,9 +18,10 @@ Messages never contain secrets: sinks scrub tokens and URLs before raising.
 from __future__ import annotations
 
 from trader.kernel.config import ConfigError
+from trader.kernel.errors import FlatguardError
 
 
-class NotifierError(Exception):
+class NotifierError(FlatguardError):
     """Base of the notifier's own errors."""
 
 
@@ -34,9 +37,9 @@ class DeliveryError(NotifierError):
         self.retry_after = retry_after
 
 
-class Transient(DeliveryError):
+class TransientDelivery(DeliveryError):
     """Worth retrying within the budget (timeouts, 429, 5xx, garbage)."""
 
 
-class Permanent(DeliveryError):
+class PermanentDelivery(DeliveryError):
     """Retrying cannot help (4xx): counted failed at once."""

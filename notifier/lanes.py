@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from notifier.errors import Permanent, Transient
+from notifier.errors import PermanentDelivery, TransientDelivery
 from notifier.message import Notification
 from notifier.queue import Deduper, RateLimiter, SinkQueue, SinkStats
 from notifier.sinks.base import Sink
@@ -73,11 +73,11 @@ class Worker:
             try:
                 await self.sink.send(http, n, part)
                 return True
-            except Permanent as e:
+            except PermanentDelivery as e:
                 log.warning(kv(event="notify_failed", sink=self.sink.name, key=n.key,
                                error=self.sink.scrub(str(e))))
                 return False
-            except Transient as e:
+            except TransientDelivery as e:
                 wait = e.retry_after if e.retry_after is not None else backoff
                 last = attempt == cfg.retries or wait > MAX_RETRY_AFTER
                 log.warning(kv(event="notify_failed" if last else "notify_retry",

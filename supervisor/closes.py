@@ -31,6 +31,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from trader.exchange import errors as E
+from trader.kernel.errors import FlatguardError
 
 log = logging.getLogger("flatguard")
 
@@ -44,7 +45,7 @@ BAND_USE = 0.9  # how much of the PERCENT_PRICE band an IOC close may use (mark 
 Call = Callable[..., Awaitable[Any]]
 
 
-class BelowLotStep(ValueError):
+class BelowLotStep(FlatguardError, ValueError):
     """What is left of a position is smaller than any order the exchange accepts."""
 
 

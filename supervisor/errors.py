@@ -1,16 +1,19 @@
 """Supervisor exceptions and their recovery policy.
 
-    SupervisorError
-    ├── StartupError   fatal at start-up: print the message (it says what to do), exit 1;
-    │                  every process started so far is stopped and reaped
-    └── Refused        a request the supervisor will not carry out in the current state:
-                       reply with kind "refused"; nothing changes
+    FlatguardError (trader.kernel.errors)
+    └── SupervisorError
+        ├── StartupError       fatal at start-up: print the message (it says what to do), exit 1;
+        │                      every process started so far is stopped and reaped
+        └── SupervisorRefused  a request the supervisor will not carry out in the current state:
+                               reply with kind "refused"; nothing changes
 """
 
 from __future__ import annotations
 
+from trader.kernel.errors import FlatguardError
 
-class SupervisorError(Exception):
+
+class SupervisorError(FlatguardError):
     """Base of the supervisor's errors."""
 
 
@@ -18,7 +21,7 @@ class StartupError(SupervisorError):
     """flatguard cannot start safely. Policy: stop what was started, say why, exit 1."""
 
 
-class Refused(SupervisorError):
+class SupervisorRefused(SupervisorError):
     """A request refused in the current state. Policy: error reply, state unchanged."""
 
     kind = "refused"

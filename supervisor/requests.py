@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor import fencing
 from supervisor.children import RUNNING, STARTING
-from supervisor.errors import Refused
+from supervisor.errors import SupervisorRefused
 from trader.kernel.journal import HaltState
 from trader.kernel.protocol import TRADER
 from trader.kernel.wire import Message
@@ -35,7 +35,7 @@ class RequestHandlers:
     async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
         fn = getattr(self, "op_" + op.replace(".", "_"), None)
         if fn is None:
-            raise Refused(f"unknown supervisor operation {op!r}")
+            raise SupervisorRefused(f"unknown supervisor operation {op!r}")
         return await fn(args)
 
     def _child_of(self, args: dict[str, Any]) -> Any:
@@ -121,10 +121,10 @@ class RequestHandlers:
         sup = self.sup
         ks = sup.killswitch
         if sup.shutting_down or sup.stop_requested.is_set():
-            raise Refused(f"{what} refused: flatguard is stopping (an orderly stop is taking the "
+            raise SupervisorRefused(f"{what} refused: flatguard is stopping (an orderly stop is taking the "
                           "account flat); start it again with `flatguard up` once it has exited")
         if ks is not None and (ks.running or ks.flattening):
-            raise Refused(f"{what} refused: the kill switch is still flattening; wait until "
+            raise SupervisorRefused(f"{what} refused: the kill switch is still flattening; wait until "
                           "the account is verified flat (see `flatguard ctl info`)")
 
     async def op_risk_gate(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class RequestHandlers:
         what = str(args.get("command") or "this command")
         self._refuse_during_stop_or_flatten(what)
         if self.sup.halt.halted:
-            raise Refused(f"{what} refused: trading is HALTED; `resume` first")
+            raise SupervisorRefused(f"{what} refused: trading is HALTED; `resume` first")
         return {"ok": True}
 
     async def op_resume(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +141,9 @@ class RequestHandlers:
         self._refuse_during_stop_or_flatten("resume")
         halt = sup.halt
         if not halt.halted:
-            raise Refused("not halted: nothing to resume")
+            raise SupervisorRefused("not halted: nothing to resume")
         if not halt.verified_flat and halt.trigger != "abort":
-            raise Refused("the account is not verified flat yet; the flatten loop must finish "
+            raise SupervisorRefused("the account is not verified flat yet; the flatten loop must finish "
                           "first")
         sup.killswitch.stop_watching()  # the account is the new trader's again
         await fencing.unfence(sup)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trader.kernel import config
+from trader.kernel.errors import FlatguardError
 
 WATCHDOG_SEC = 30  # the watch loop turns every <= 50 ms: 30 s of silence is a wedged loop
 RESTART_SEC = 10
@@ -40,7 +41,7 @@ SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class ServiceError(ValueError):
+class ServiceError(FlatguardError, ValueError):
     """The unit cannot be written as asked. Nothing was written."""
 
 

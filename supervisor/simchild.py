@@ -13,11 +13,13 @@ import sys
 import time
 from dataclasses import dataclass
 
+from trader.kernel.errors import FlatguardError
+
 SIM_KEY = "sim-key"
 SIM_SECRET = "sim-secret"
 
 
-class SimStartError(RuntimeError):
+class SimStartError(FlatguardError, RuntimeError):
     """The simulator did not come up. Fatal at start-up."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from commander.context import Context
-from commander.errors import Refused
+from commander.errors import CommandRefused
 from commander.registry import Command, Request
 
 
@@ -15,7 +15,7 @@ class Record(Command):
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
         if ctx.recorder is None:
-            raise Refused("recording is not available in this process")
+            raise CommandRefused("recording is not available in this process")
         return await ctx.recorder.toggle()
 
 

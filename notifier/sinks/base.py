@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from notifier.errors import Permanent, Transient
+from notifier.errors import PermanentDelivery, TransientDelivery
 from notifier.message import Notification
 from trader.kernel.config import SinkConfig
 from trader.kernel.protocol import LEVELS
@@ -52,23 +52,23 @@ class Sink(ABC):
 
     @abstractmethod
     async def send(self, http: aiohttp.ClientSession, n: Notification, part: str) -> Any:
-        """Send one part; raise ``Transient`` or ``Permanent``; return the API's reply."""
+        """Send one part; raise ``TransientDelivery`` or ``PermanentDelivery``; return the API's reply."""
 
     async def close(self, http: aiohttp.ClientSession) -> None:  # noqa: B027 - optional hook
         """Called once at shutdown."""
 
     async def request(self, http: aiohttp.ClientSession, method: str, url: str, *,
                       expect_json: bool = True, **kw: Any) -> Any:
-        """One request; returns parsed JSON (or None); raises ``Transient``/``Permanent``."""
+        """One request; returns parsed JSON (or None); raises ``TransientDelivery``/``PermanentDelivery``."""
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
         try:
             async with http.request(method, url, timeout=timeout, **kw) as r:
                 status, headers = r.status, r.headers
                 raw = await r.read()
         except TimeoutError:
-            raise Transient(f"{self.name}: timeout after {self.cfg.timeout:g} s") from None
+            raise TransientDelivery(f"{self.name}: timeout after {self.cfg.timeout:g} s") from None
         except aiohttp.ClientError as e:  # str(e) may hold the URL (tokens): type name only
-            raise Transient(f"{self.name}: {type(e).__name__}") from None
+            raise TransientDelivery(f"{self.name}: {type(e).__name__}") from None
         body: Any = None
         if raw:
             try:
@@ -76,15 +76,15 @@ class Sink(ABC):
             except ValueError:
                 body = None
                 if expect_json and status < 300:
-                    raise Transient(f"{self.name}: HTTP {status} with a non-JSON body") from None
+                    raise TransientDelivery(f"{self.name}: HTTP {status} with a non-JSON body") from None
         if status == 429:
-            raise Transient(f"{self.name}: HTTP 429 rate limited", retry_after(headers, body))
+            raise TransientDelivery(f"{self.name}: HTTP 429 rate limited", retry_after(headers, body))
         if status >= 500:
-            raise Transient(f"{self.name}: HTTP {status}", retry_after(headers, body))
+            raise TransientDelivery(f"{self.name}: HTTP {status}", retry_after(headers, body))
         if status >= 400:
-            raise Permanent(f"{self.name}: HTTP {status}: {self.scrub(describe(body, raw))}")
+            raise PermanentDelivery(f"{self.name}: HTTP {status}: {self.scrub(describe(body, raw))}")
         if expect_json and not isinstance(body, dict):
-            raise Transient(f"{self.name}: HTTP {status} with an unexpected body")
+            raise TransientDelivery(f"{self.name}: HTTP {status} with an unexpected body")
         return body
 
 

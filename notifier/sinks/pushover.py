@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from notifier.errors import DeliveryError, Permanent
+from notifier.errors import DeliveryError, PermanentDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
@@ -47,7 +47,7 @@ class PushoverSink(Sink):
             form.update(priority="2", retry=str(RETRY), expire=str(self._expire))
         body = await self.request(http, "POST", f"{self._base}/1/messages.json", data=form)
         if body.get("status") != 1:
-            raise Permanent(f"pushover: status {body.get('status')!r}")
+            raise PermanentDelivery(f"pushover: status {body.get('status')!r}")
         if n.critical and isinstance(body.get("receipt"), str):
             self.receipts[n.key] = body["receipt"]
         return body

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from notifier.errors import Transient
+from notifier.errors import TransientDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
@@ -32,5 +32,5 @@ class TelegramSink(Sink):
             "disable_notification": n.level == "info",
         })
         if body.get("ok") is not True:
-            raise Transient("telegram: reply without ok=true")
+            raise TransientDelivery("telegram: reply without ok=true")
         return body.get("result")

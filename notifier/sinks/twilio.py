@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 import aiohttp
 
-from notifier.errors import Transient
+from notifier.errors import TransientDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
@@ -40,5 +40,5 @@ class TwilioSink(Sink):
             "To": self.cfg.to_number, "From": self.cfg.from_number, "Twiml": twiml(part),
         })
         if not isinstance(body.get("sid"), str):
-            raise Transient("twilio: reply without a call sid")
+            raise TransientDelivery("twilio: reply without a call sid")
         return body

@@ -30,6 +30,7 @@ from trader.connector.fence import Fence, Fenced
 from trader.exchange import errors as E
 from trader.exchange.calls import BACKOFF_CAP, Guard
 from trader.exchange.numbers import BadExchangeData
+from trader.kernel.errors import FlatguardError
 from trader.kernel.journal import Journal
 
 log = logging.getLogger("flatguard.connector")
@@ -41,13 +42,13 @@ CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")  # Binance's newClientOrderI
 LOOKUP_MARGIN_S = 2.0
 
 
-class BadRequest(ValueError):
+class BadRequest(FlatguardError, ValueError):
     """The request itself is malformed: reply ``rejected`` with what is wrong; nothing sent."""
 
     kind = "rejected"
 
 
-class Refused(RuntimeError):
+class Refused(FlatguardError, RuntimeError):
     """Trading is stopped after a fatal error: reply ``fatal``; nothing sent."""
 
     kind = "fatal"

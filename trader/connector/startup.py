@@ -18,6 +18,7 @@ from trader.exchange.feed import PollFeed, WsFeed
 from trader.exchange.keys import KeysError, check_permissions, load_keys
 from trader.exchange.numbers import BadExchangeData
 from trader.exchange.session import build_exchange
+from trader.kernel.errors import FlatguardError
 
 if TYPE_CHECKING:
     from trader.connector.service import Connector
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flatguard.connector")
 
 
-class Refusal(RuntimeError):
+class Refusal(FlatguardError, RuntimeError):
     """The connector will not trade with this set-up (keys, position mode). Fix and restart."""
 
 

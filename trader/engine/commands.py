@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from trader.engine.orders import DONE, ORDER_TIMEOUT
 from trader.kernel import bus
+from trader.kernel.errors import FlatguardError
 from trader.kernel.protocol import CRITICAL, PAUSED, RUNNING, STOPPED, STOPPING
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ SELF_FLATTEN_TIMEOUT = 30.0
 EXIT_RETRY = 0.5  # s between attempts to place a refused (e.g. throttled) limit-exit order
 
 
-class CommandError(Exception):
+class TraderCommandError(FlatguardError):
     kind = "refused"
 
 
@@ -45,13 +46,13 @@ class TraderCommands:
     async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
         fn = getattr(self, "op_" + op, None)
         if fn is None:
-            raise CommandError(f"unknown trader operation {op!r}")
+            raise TraderCommandError(f"unknown trader operation {op!r}")
         return await fn(args)
 
     def _symbol(self, args: dict[str, Any]) -> str:
         sym = str(args.get("symbol") or "")
         if sym not in self.e.symbols:
-            raise CommandError(f"unknown symbol {sym!r}; traded: {', '.join(self.e.symbols)}")
+            raise TraderCommandError(f"unknown symbol {sym!r}; traded: {', '.join(self.e.symbols)}")
         return sym
 
     # --- queries --------------------------------------------------------------------------
@@ -124,7 +125,7 @@ class TraderCommands:
     async def op_pause(self, args: dict[str, Any]) -> dict[str, Any]:
         e = self.e
         if e.state not in (RUNNING, PAUSED):
-            raise CommandError(f"cannot pause in state {e.state}")
+            raise TraderCommandError(f"cannot pause in state {e.state}")
         e.set_state(PAUSED)
         await self.cancel_all_settled(e.symbols)
         return {"state": e.state, "cancelled_symbols": list(e.symbols)}
@@ -150,7 +151,7 @@ class TraderCommands:
 
     async def op_unpause(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.e.state != PAUSED:
-            raise CommandError(f"not paused (state {self.e.state})")
+            raise TraderCommandError(f"not paused (state {self.e.state})")
         self.e.set_state(RUNNING)
         return {"state": self.e.state}
 

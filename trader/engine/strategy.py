@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from trader.kernel.errors import FlatguardError
+
 BUILTINS = {
     "demo": "trader.engine.strategies.demo:Demo",
     "stuck": "trader.engine.strategies.stuck:Stuck",
@@ -26,7 +28,7 @@ BUILTINS = {
 }
 
 
-class StrategyLoadError(ValueError):
+class StrategyLoadError(FlatguardError, ValueError):
     """The configured strategy cannot be loaded. Fatal at start-up."""
 
 

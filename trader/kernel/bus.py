@@ -22,6 +22,7 @@ import zmq
 import zmq.asyncio
 
 from trader.kernel import wire
+from trader.kernel.errors import FlatguardError
 from trader.kernel.wire import Message, WireError
 
 EVENT_HWM = 10_000
@@ -42,12 +43,12 @@ class BusStats:
 STATS = BusStats()
 
 
-class RequestError(Exception):
-    """A request got an error reply. ``kind`` is the serving side's classification."""
+class RequestError(FlatguardError):
+    """A request got an error reply. ``kind`` is the serving side's classification.
+    Policy: the caller decides by kind (an order reported not placed, a command answered)."""
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
+        super().__init__(f"{kind}: {message}", kind=kind)
         self.message = message
 
 

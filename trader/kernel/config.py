@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from trader.kernel.errors import FlatguardError
+
 SCALARS = (str, int, float, bool)
 
 
-class ConfigError(ValueError):
+class ConfigError(FlatguardError, ValueError):
     """A config file or value is wrong. Fatal at start-up: fix the file and start again."""
 
 

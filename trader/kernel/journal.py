@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from trader.kernel import journal_schema, journal_space
+from trader.kernel.errors import FlatguardError
 from trader.kernel.journal_space import PruneReport
 
 MARKER = ".journal-created"
 MAX_REASON = 2000  # chars: HALTED is an in-place update of the halt row, kept small enough to fit
 
 
-class JournalUnusable(RuntimeError):
+class JournalUnusable(FlatguardError, RuntimeError):
     """The journal cannot be trusted. Policy: fail closed (HALTED) and tell the person how to fix it."""
 
 
@@ -37,7 +38,7 @@ class JournalTooNew(JournalUnusable):
     never write to it (an older schema's writes could lose what the newer one keeps)."""
 
 
-class FillConflict(Exception):
+class FillConflict(FlatguardError):
     """The journal holds this fill's key (venue, symbol, trade id) with different fields: the
     venue reused a trade id (e.g. a simulator restarted in the same run dir) or reported a trade
     two ways. Policy: never silent -- log at ERROR, count ``flatguard_fill_conflicts_total``, and

@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
+from trader.kernel.errors import FlatguardError
+
 T = TypeVar("T")
 
 # Version 0: the schema of the first landing, verbatim (journals written by it are migrated).
@@ -97,7 +99,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_script(_V1), _script(
 VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(FlatguardError):
     """The journal was written by a newer flatguard; this code must not touch it."""
 
 

@@ -35,6 +35,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from trader.kernel.errors import FlatguardError
+
 ENV_FILE = "FLATGUARD_LOG_FILE"
 ENV_FORMAT = "FLATGUARD_LOG_FORMAT"
 ROTATE_CHECK = 1.0  # s: the supervisor's check of the size children's lines add
@@ -45,7 +47,7 @@ _SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASS|SID)$|WEBHOOK", re.I
 _BOT_TOKEN = re.compile(r"/bot\d+:[\w-]+")
 
 
-class LogSetupError(RuntimeError):
+class LogSetupError(FlatguardError, RuntimeError):
     """The log file cannot be opened. Fatal at start-up (a config error: exit 2)."""
 
 

@@ -13,11 +13,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from trader.kernel.errors import FlatguardError
+
 # sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 
 
-class RunDirError(RuntimeError):
+class RunDirError(FlatguardError, RuntimeError):
     """The run directory is unusable (permissions, path too long). Fatal at start-up."""
 
 

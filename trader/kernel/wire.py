@@ -20,12 +20,14 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from trader.kernel.errors import FlatguardError
+
 VERSION = 1
 MAX_TOPIC = 128
 MAX_BODY = 1 << 20  # 1 MiB: far above any real message, small enough to bound memory
 
 
-class WireError(ValueError):
+class WireError(FlatguardError, ValueError):
     """A malformed, oversized or wrong-version message. Policy: drop it and count it."""
 
 

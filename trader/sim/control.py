@@ -64,6 +64,7 @@ from typing import Any
 
 from aiohttp import web
 
+from trader.kernel.errors import FlatguardError
 from trader.sim import algo_rest, shapes
 from trader.sim.errors import BinanceError
 from trader.sim.faults import Failure
@@ -76,8 +77,8 @@ Action = Callable[[SimState, Body], Awaitable[object]]
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
 
 
-class BadControlRequest(ValueError):
-    pass
+class BadControlRequest(FlatguardError, ValueError):
+    """A malformed request to the sim's control API. Policy: reject it (HTTP 400)."""
 
 
 def _dec(body: Body, key: str) -> Decimal:

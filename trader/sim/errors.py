@@ -8,6 +8,8 @@ because ccxt matches some of them literally (e.g. -4046 "No need to change margi
 
 from __future__ import annotations
 
+from trader.kernel.errors import FlatguardError
+
 # Default message per code. Codes raised with a formatted message pass their own text.
 MESSAGES: dict[int, str] = {
     -1000: "An unknown error occured while processing the request.",
@@ -78,7 +80,7 @@ def status_for(code: int) -> int:
     return _STATUS.get(code, 400)
 
 
-class BinanceError(Exception):
+class BinanceError(FlatguardError):
     """A request refused with a Binance error code; the HTTP layer renders it."""
 
     def __init__(self, code: int, msg: str | None = None, *, status: int | None = None) -> None:

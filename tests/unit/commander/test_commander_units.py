@@ -19,10 +19,10 @@ from commander.context import Context
 from commander.control import request_from
 from commander.errors import (
     CommandError,
+    CommandRefused,
     ConfirmationExpired,
     NeedsConfirmation,
     NoAnswer,
-    Refused,
     UsageError,
 )
 from commander.registry import REGISTRY, Dispatcher, Request, help_text
@@ -189,7 +189,7 @@ def test_confirmations_expire_belong_to_their_owner_and_cancel() -> None:
     now = [100.0]
     c = Confirmations(60.0, clock=lambda: now[0])
     p = c.create("tg:1", "resume", ())
-    with pytest.raises(Refused):
+    with pytest.raises(CommandRefused):
         c.take(p.token, "tg:2")
     assert c.take(p.token, "tg:1").command == "resume"
     with pytest.raises(ConfirmationExpired):

@@ -7,8 +7,10 @@ order built by strategy code.
 
 from __future__ import annotations
 
+from trader.kernel.errors import FlatguardError
 
-class InvalidOrder(ValueError):
+
+class InvalidOrder(FlatguardError, ValueError):
     """An order intent is malformed (bad side/type, amount <= 0, NaN, price on a market order).
 
     Recovery: reject the order, never send it; the strategy call that built it returns None and

@@ -1,0 +1,103 @@
+"""Every exception class our packages define hangs off FlatguardError, carries a reply kind, and
+has a name no other of our classes has (a log line or a reply names the class unambiguously)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections import defaultdict
+
+import pytest
+
+from trader.kernel.errors import FlatguardError, reply_kind
+
+PACKAGES = ("trader", "supervisor", "notifier", "commander")
+
+# module:qualname -> why it is not (yet) a FlatguardError. Empty this as owners rebase them.
+NOT_YET: dict[str, str] = {
+    # the venue layer is rebased by its owner (architecture issue, venue seam)
+    "trader.exchange.errors:ExchangeCallError": "venue layer, rebased by its owner",
+    "trader.exchange.errors:Fatal": "venue layer, rebased by its owner",
+    "trader.exchange.errors:Rejected": "venue layer, rebased by its owner",
+    "trader.exchange.errors:Transient": "venue layer, rebased by its owner",
+    "trader.exchange.errors:NotSent": "venue layer, rebased by its owner",
+    "trader.exchange.keys:KeysError": "venue layer, rebased by its owner",
+    "trader.exchange.numbers:BadExchangeData": "venue layer, rebased by its owner",
+    # subclasses of the venue layer's classes: they follow their base
+    "supervisor.flatten:Banned": "an exchange Transient; follows its base",
+    "trader.connector.fence:Fenced": "an exchange NotSent; follows its base",
+    "trader.connector.orders:NotPlaced": "an exchange NotSent; follows its base",
+}
+
+
+def _modules() -> list[str]:
+    names: list[str] = []
+    for top in PACKAGES:
+        pkg = importlib.import_module(top)
+        names.append(top)
+        names += [m.name for m in pkgutil.walk_packages(pkg.__path__, top + ".")
+                  if not m.name.endswith("__main__")]
+    return names
+
+
+def _our_exceptions() -> list[type[BaseException]]:
+    found: list[type[BaseException]] = []
+    for name in _modules():
+        mod = importlib.import_module(name)
+        for obj in vars(mod).values():
+            if (isinstance(obj, type) and issubclass(obj, BaseException)
+                    and obj.__module__ == name):
+                found.append(obj)
+    return found
+
+
+def _key(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+@pytest.fixture(scope="module")
+def exceptions() -> list[type[BaseException]]:
+    found = _our_exceptions()
+    assert len(found) > 30  # the walk found our modules
+    return found
+
+
+def test_every_exception_derives_from_the_root(exceptions: list[type[BaseException]]) -> None:
+    outside = [_key(c) for c in exceptions
+               if not issubclass(c, FlatguardError) and _key(c) not in NOT_YET]
+    assert outside == [], "derive these from trader.kernel.errors.FlatguardError"
+
+
+def test_every_exception_has_a_kind(exceptions: list[type[BaseException]]) -> None:
+    ours = [c for c in exceptions if issubclass(c, FlatguardError)]
+    assert all(isinstance(c.kind, str) and c.kind for c in ours)
+
+
+def test_no_two_classes_share_a_name(exceptions: list[type[BaseException]]) -> None:
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for c in exceptions:
+        by_name[c.__qualname__].append(_key(c))
+    assert {n: ks for n, ks in by_name.items() if len(ks) > 1} == {}
+
+
+def test_kind_is_data_with_an_instance_override() -> None:
+    class Refusing(FlatguardError):
+        kind = "refused"
+
+    assert FlatguardError("x").kind == "error"
+    assert Refusing("x").kind == "refused"
+    assert Refusing("x", kind="usage").kind == "usage"
+    assert Refusing.kind == "refused"  # the override is per instance
+    assert reply_kind(Refusing("x")) == "refused"
+    assert reply_kind(KeyError("x")) == "error"  # not ours: a bug in the handler
+
+
+def test_builtin_bases_kept_where_callers_catch_them() -> None:
+    from trader.engine.risk.errors import InvalidOrder
+    from trader.engine.strategy import StrategyLoadError
+    from trader.kernel.config import ConfigError
+    from trader.kernel.journal import JournalUnusable
+
+    assert issubclass(ConfigError, ValueError) and issubclass(InvalidOrder, ValueError)
+    assert issubclass(StrategyLoadError, ValueError)
+    assert issubclass(JournalUnusable, RuntimeError)
