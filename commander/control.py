@@ -16,6 +16,7 @@ from typing import Any
 from commander.errors import UsageError
 from commander.registry import Dispatcher, Request
 from trader.kernel import bus
+from trader.kernel.protocol import COMMANDER, ControlOp
 from trader.kernel.wire import Message
 
 MAX_ARGS = 16
@@ -27,7 +28,7 @@ def request_from(channel: str, op: str, args: dict[str, Any], msg: Message,
     """``peer``: the authenticated identity (CURVE key name); when given it is ``who`` and the
     client's own ``who`` is ignored. Without it (the 0600 ipc socket, where the file mode is the
     authentication) the client's ``who`` is kept as today."""
-    command = args.get("command") if op == "cmd" else op
+    command = args.get("command") if op == ControlOp.CMD else op
     argv = args.get("argv", [])
     if not isinstance(command, str) or not command or len(command) > 64:
         raise UsageError("request has no command name")
@@ -66,8 +67,14 @@ class ControlServer:
             raise
         return (await self.dispatcher.dispatch(req)).wire()
 
+    async def _cmd(self, args: dict[str, Any], msg: Message, peer: str | None = None
+                   ) -> dict[str, Any]:
+        return await self.handle(ControlOp.CMD, args, msg, peer)
+
     async def serve(self) -> None:
-        await self.responder.serve(self.handle)
+        # one op, ``cmd``; any other op is taken as a command's name (audited if unknown)
+        await self.responder.serve(bus.Dispatcher(COMMANDER, {ControlOp.CMD: self._cmd},
+                                                  fallback=self.handle))
 
     def close(self) -> None:
         self.responder.close()

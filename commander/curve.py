@@ -8,7 +8,6 @@ error, no banner -- so the client times out (``ctl`` exit 3).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import zmq.auth
 from zmq.utils import z85
 
 from trader.kernel import bus
-from trader.kernel.bus import STATS, decode_counted
+from trader.kernel.bus import STATS
 from trader.kernel.errors import FlatguardError
 
 MAX_MSG = (1 << 20) + 4096  # bytes per frame; larger peers are disconnected before they cost memory
@@ -125,7 +124,7 @@ def client_socket_options(sock: zmq.Socket[Any], server_public_file: str,
 class CurveResponder(bus.Responder):
     """``bus.Responder`` whose ROUTER gets CURVE server options before it binds TCP, and whose
     handler gets ``peer=`` the authenticated key name of each request (a request without one is
-    dropped: fail closed)."""
+    dropped: fail closed). Serving is ``bus.Responder.serve``; only the receive differs."""
 
     def __init__(self, ctx: Any, endpoint: str, source: str, server_key_file: str) -> None:
         bus._Sequenced.__init__(self, source)
@@ -138,29 +137,13 @@ class CurveResponder(bus.Responder):
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
-    async def serve(self, handler: bus.Handler, concurrent: bool = True) -> None:
-        while True:
-            parts = await self.sock.recv_multipart(copy=False)
-            if len(parts) < 3:
-                STATS.dropped["malformed"] += 1
-                continue
-            peer = peer_name(parts[1])
-            if peer is None:
-                STATS.dropped["unauthenticated"] += 1
-                continue
-            msg = decode_counted([p.bytes for p in parts[1:]])
-            if msg is None:
-                continue
-            args = msg.data.get("args", {})
-            if not isinstance(args, dict):
-                STATS.dropped["malformed"] += 1
-                continue
-
-            async def as_peer(op: str, a: dict[str, Any], m: Any, peer: str = peer) -> Any:
-                return await handler(op, a, m, peer=peer)  # type: ignore[call-arg]
-
-            coro = self._handle(as_peer, parts[0].bytes, msg.data.get("id"), msg, args)
-            if concurrent:
-                asyncio.get_running_loop().create_task(coro)
-            else:
-                await coro
+    async def _receive(self) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
+        parts = await self.sock.recv_multipart(copy=False)
+        if len(parts) < 3:
+            STATS.dropped["malformed"] += 1
+            return None
+        peer = peer_name(parts[1])
+        if peer is None:
+            STATS.dropped["unauthenticated"] += 1
+            return None
+        return parts[0].bytes, [p.bytes for p in parts[1:]], {"peer": peer}

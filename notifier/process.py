@@ -30,7 +30,7 @@ from notifier.errors import SinkConfigError
 from notifier.lanes import Dispatcher
 from notifier.message import Notification, parse
 from trader.kernel import bus, proc
-from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL
+from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL, NOTIFIER, NotifierOp
 from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard.notifier")
@@ -113,20 +113,25 @@ class Notifier:
         elif msg.topic.startswith(FILL):
             self._emit(self.watch.on_fill(msg.data))
 
-    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
-        if op == "ack":
-            key = args.get("key")
-            if key is not None and not isinstance(key, str):
-                raise ValueError("ack: key must be a string")
-            return {"acked": self.disp.ack(key)}
-        if op == "stats":
-            return {**self.disp.snapshot(), "events": self.events,
-                    "malformed": sum(i.malformed for i in self.intakes)}
-        if op == "digest":
-            out = self.watch.digest(time.time())
-            self._emit([out])
-            return {"title": out.title, "text": out.text}
-        raise ValueError(f"unknown op {op!r}; known: ack, stats, digest")
+    def ops(self) -> bus.Dispatcher:
+        return bus.Dispatcher(NOTIFIER, {NotifierOp.ACK: self.op_ack,
+                                         NotifierOp.STATS: self.op_stats,
+                                         NotifierOp.DIGEST: self.op_digest})
+
+    async def op_ack(self, args: dict[str, Any], msg: Message) -> Any:
+        key = args.get("key")
+        if key is not None and not isinstance(key, str):
+            raise ValueError("ack: key must be a string")
+        return {"acked": self.disp.ack(key)}
+
+    async def op_stats(self, args: dict[str, Any], msg: Message) -> Any:
+        return {**self.disp.snapshot(), "events": self.events,
+                "malformed": sum(i.malformed for i in self.intakes)}
+
+    async def op_digest(self, args: dict[str, Any], msg: Message) -> Any:
+        out = self.watch.digest(time.time())
+        self._emit([out])
+        return {"title": out.title, "text": out.text}
 
     def supervisor_lost(self) -> None:
         """Nobody watches the stack any more: say so on every emergency sink, then leave."""
@@ -159,7 +164,7 @@ class Notifier:
         await self.disp.start()
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(i.run(self.publish)) for i in self.intakes]
-        tasks += [loop.create_task(responder.serve(self.handle)),
+        tasks += [loop.create_task(responder.serve(self.ops())),
                   loop.create_task(self.events_loop(sub))]
         await child.ready(sinks=list(self.disp.sinks))
         log.info(proc.kv(event="notifier_ready", sinks=",".join(self.disp.sinks),

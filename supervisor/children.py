@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.hang import Judge
+from trader.kernel.protocol import ProcessState as P
 
 log = logging.getLogger("flatguard")
 
@@ -29,7 +30,7 @@ log = logging.getLogger("flatguard")
 # EXITED: died unexpectedly, the supervisor's policy decides next (restart, kill switch);
 # FAILED: the supervisor gave up on it (restart intensity exceeded, or a refusal).
 STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, EXITED, FAILED = (
-    "starting", "running", "restarting", "stopping", "stopped", "exited", "failed")
+    P.STARTING, P.RUNNING, P.RESTARTING, P.STOPPING, P.STOPPED, P.EXITED, P.FAILED)
 
 TERM_RESEND = 1.0  # s between SIGTERMs of an orderly stop (see Child.stop)
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 from supervisor import fencing
 from supervisor.children import RUNNING, STARTING
 from supervisor.errors import SupervisorRefused
+from trader.kernel.bus import Dispatcher
 from trader.kernel.journal import HaltState
-from trader.kernel.protocol import TRADER
-from trader.kernel.wire import Message
+from trader.kernel.payloads import Halt, Heartbeat
+from trader.kernel.protocol import SUPERVISOR, TRADER, SupervisorOp
 
 if TYPE_CHECKING:
     from supervisor.app import Supervisor
@@ -31,12 +32,11 @@ class RequestHandlers:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self.refusals: dict[str, str] = {}  # process -> why it refused (op refused)
-
-    async def handle(self, op: str, args: dict[str, Any], msg: Message) -> Any:
-        fn = getattr(self, "op_" + op.replace(".", "_"), None)
-        if fn is None:
-            raise SupervisorRefused(f"unknown supervisor operation {op!r}")
-        return await fn(args)
+        Op = SupervisorOp
+        self.handle = Dispatcher(SUPERVISOR, {
+            Op.HB: self.op_hb, Op.READY: self.op_ready, Op.REFUSED: self.op_refused,
+            Op.HALT: self.op_halt, Op.KILL: self.op_kill, Op.STATUS: self.op_status,
+            Op.RISK_GATE: self.op_risk_gate, Op.RESUME: self.op_resume, Op.ABORT: self.op_abort})
 
     def _child_of(self, args: dict[str, Any]) -> Any:
         ch = self.sup.children.get(str(args.get("proc")))
@@ -44,20 +44,21 @@ class RequestHandlers:
             return None  # a stale process from a previous generation: ignore it
         return ch
 
-    async def op_hb(self, args: dict[str, Any]) -> None:
+    async def op_hb(self, args: dict[str, Any], msg: Any = None) -> None:
         ch = self._child_of(args)
         if ch is None:
             return
+        beat = Heartbeat.from_wire(args)
         hb = ch.hb
         hb.at = time.monotonic()
-        hb.loop = int(args.get("loop", 0))
-        hb.state = str(args.get("state", ""))
-        hb.last_md = float(args.get("last_md") or 0.0)
-        hb.last_ok = float(args.get("last_ok") or 0.0)
-        if isinstance(args.get("metrics"), list):
-            hb.metrics = [m for m in args["metrics"] if isinstance(m, list) and len(m) == 3]
+        hb.loop = beat.loop
+        hb.state = beat.state
+        hb.last_md = beat.last_md
+        hb.last_ok = beat.last_ok
+        if beat.metrics is not None:
+            hb.metrics = [m for m in beat.metrics if isinstance(m, list) and len(m) == 3]
 
-    async def op_ready(self, args: dict[str, Any]) -> None:
+    async def op_ready(self, args: dict[str, Any], msg: Any = None) -> None:
         ch = self._child_of(args)
         if ch is None:
             return
@@ -68,25 +69,23 @@ class RequestHandlers:
         ch.ready.set()
         log.info("ready process=%s pid=%s", ch.name, ch.pid)
 
-    async def op_refused(self, args: dict[str, Any]) -> None:
+    async def op_refused(self, args: dict[str, Any], msg: Any = None) -> None:
         """A child's reason for refusing this set-up (it exits 78 next): `up`'s last line."""
         ch = self._child_of(args)
         if ch is not None:
             self.refusals[ch.name] = str(args.get("reason") or "")[:500]
 
-    async def op_halt(self, args: dict[str, Any]) -> dict[str, Any]:
-        trigger = str(args.get("trigger") or "request")
-        reason = str(args.get("reason") or "halt requested")
-        source = str(args.get("source") or "?")
+    async def op_halt(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
+        h = Halt.from_wire(args)
         assert self.sup.killswitch is not None
-        started = self.sup.killswitch.trigger(trigger, f"{reason} (from {source})")
+        started = self.sup.killswitch.trigger(h.trigger, f"{h.reason} (from {h.source})")
         return {"started": started, "halted": True}
 
-    async def op_kill(self, args: dict[str, Any]) -> dict[str, Any]:
-        return await self.op_halt({"trigger": "command", "source": args.get("source", "command"),
-                                   "reason": args.get("reason") or "kill command"})
+    async def op_kill(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
+        return await self.op_halt(Halt("command", str(args.get("reason") or "kill command"),
+                                       str(args.get("source") or "command")).to_wire())
 
-    async def op_status(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_status(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
         sup = self.sup
         halt = sup.halt
         ks = sup.killswitch
@@ -127,7 +126,7 @@ class RequestHandlers:
             raise SupervisorRefused(f"{what} refused: the kill switch is still flattening; wait until "
                           "the account is verified flat (see `flatguard ctl info`)")
 
-    async def op_risk_gate(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_risk_gate(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
         """Asked by the commander before ``unpause``/``unban`` (risk-increasing commands)."""
         what = str(args.get("command") or "this command")
         self._refuse_during_stop_or_flatten(what)
@@ -135,7 +134,7 @@ class RequestHandlers:
             raise SupervisorRefused(f"{what} refused: trading is HALTED; `resume` first")
         return {"ok": True}
 
-    async def op_resume(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_resume(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
         sup = self.sup
         assert sup.journal is not None and sup.killswitch is not None
         self._refuse_during_stop_or_flatten("resume")
@@ -162,7 +161,7 @@ class RequestHandlers:
             sup.start_trader()
         return {"resumed": True, "previous": {"trigger": halt.trigger, "reason": halt.reason}}
 
-    async def op_abort(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_abort(self, args: dict[str, Any], msg: Any = None) -> dict[str, Any]:
         """Stop the trader at once, leaving positions as they are (a person asked for it)."""
         sup = self.sup
         assert sup.journal is not None and sup.flattener is not None

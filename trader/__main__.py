@@ -7,7 +7,8 @@ import logging
 import sys
 
 from trader.kernel import bus, proc
-from trader.kernel.protocol import TRADER
+from trader.kernel.payloads import Halt
+from trader.kernel.protocol import TRADER, SupervisorOp
 
 log = logging.getLogger("flatguard")
 
@@ -26,8 +27,8 @@ async def main() -> int:
         # switch first; the supervisor also sees our non-zero exit, so it runs even if this is lost.
         log.exception("engine loop died: %s", e)
         try:
-            await child.sup.request("halt", {"trigger": "trader_exception", "source": "trader",
-                                             "reason": f"{type(e).__name__}: {e}"}, timeout=1.0)
+            await child.sup.request(SupervisorOp.HALT, Halt(
+                "trader_exception", f"{type(e).__name__}: {e}", TRADER).to_wire(), timeout=1.0)
         except bus.RequestError:
             pass
         return 1

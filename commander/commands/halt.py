@@ -6,6 +6,8 @@ from typing import Any
 
 from commander.context import Context
 from commander.registry import Command, Request
+from trader.kernel.payloads import Halt
+from trader.kernel.protocol import COMMANDER, SUPERVISOR, TRADER, SupervisorOp, TraderOp
 
 
 def _with_message(result: Any, message: str) -> dict[str, Any]:
@@ -20,9 +22,9 @@ class Kill(Command):
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
         reason = f"kill command from {req.who} via {req.channel}"
-        res = await ctx.peers.ask("supervisor", "halt", {
-            "trigger": "command", "reason": reason, "source": "commander"},
-            ctx.peer_timeout(req.timeout))
+        res = await ctx.peers.ask(SUPERVISOR, SupervisorOp.HALT,
+                                  Halt("command", reason, COMMANDER).to_wire(),
+                                  ctx.peer_timeout(req.timeout))
         return _with_message(res, "kill switch started: cancelling orders, closing positions")
 
 
@@ -31,7 +33,7 @@ class Stop(Command):
     help = "limit exit: no new risk, reduce-only limit orders, market after stop_timeout; halts"
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("trader", "stop", {}, ctx.peer_timeout(req.timeout))
+        res = await ctx.peers.ask(TRADER, TraderOp.STOP, {}, ctx.peer_timeout(req.timeout))
         return _with_message(res, "limit exit started; market exit after "
                                   f"{ctx.cfg.control.stop_timeout:g} s if not flat")
 
@@ -42,7 +44,7 @@ class Resume(Command):
     confirm = True
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("supervisor", "resume", {}, ctx.peer_timeout(req.timeout))
+        res = await ctx.peers.ask(SUPERVISOR, SupervisorOp.RESUME, {}, ctx.peer_timeout(req.timeout))
         return _with_message(res, "resumed: HALTED cleared")
 
 
@@ -52,5 +54,5 @@ class Abort(Command):
     confirm = True
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("supervisor", "abort", {}, ctx.peer_timeout(req.timeout))
+        res = await ctx.peers.ask(SUPERVISOR, SupervisorOp.ABORT, {}, ctx.peer_timeout(req.timeout))
         return _with_message(res, "aborted: trader stopped, positions and orders left as they are")

@@ -7,6 +7,7 @@ from typing import Any
 from commander.context import Context
 from commander.errors import CommandRefused
 from commander.registry import Command, Request
+from trader.kernel.protocol import NOTIFIER, NotifierOp
 
 
 class Record(Command):
@@ -37,7 +38,7 @@ class Ack(Command):
     args = ("[KEY]",)
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("notifier", "ack", {"key": args[0]} if args else {},
+        res = await ctx.peers.ask(NOTIFIER, NotifierOp.ACK, {"key": args[0]} if args else {},
                                   ctx.peer_timeout(req.timeout))
         data = dict(res) if isinstance(res, dict) else {"result": res}
         data.setdefault("message", "acknowledged")

@@ -13,6 +13,14 @@ from commander.context import Context
 from commander.errors import UsageError
 from commander.registry import REGISTRY, Command, Request, help_text
 from trader.kernel import bus
+from trader.kernel.protocol import (
+    CONNECTOR,
+    SUPERVISOR,
+    TRADER,
+    ConnectorOp,
+    SupervisorOp,
+    TraderOp,
+)
 
 POSITION_KEYS = ("symbol", "side", "contracts", "entry_price", "notional")
 
@@ -41,9 +49,9 @@ class Info(Command):
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
         t = ctx.peer_timeout(req.timeout)
         (sup, sup_err), (trd, trd_err), (acc, acc_err) = await asyncio.gather(
-            ctx.peers.try_ask("supervisor", "status", {}, t),
-            ctx.peers.try_ask("trader", "info", {}, t),
-            ctx.peers.try_ask("connector", "account", {}, t),
+            ctx.peers.try_ask(SUPERVISOR, SupervisorOp.STATUS, {}, t),
+            ctx.peers.try_ask(TRADER, TraderOp.INFO, {}, t),
+            ctx.peers.try_ask(CONNECTOR, ConnectorOp.ACCOUNT, {}, t),
         )
         sup, trd, acc = sup or {}, trd or {}, acc or {}
         data: dict[str, Any] = {"processes": dict(sup.get("processes") or {})}
@@ -82,7 +90,7 @@ class Ping(Command):
     help = "liveness of the command path and of every process"
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        sup, err = await ctx.peers.try_ask("supervisor", "status", {},
+        sup, err = await ctx.peers.try_ask(SUPERVISOR, SupervisorOp.STATUS, {},
                                            ctx.peer_timeout(req.timeout))
         sup = sup or {}
         data: dict[str, Any] = {

@@ -7,14 +7,23 @@ from typing import Any
 
 from commander.context import Context
 from commander.registry import Command, Request
+from trader.kernel.protocol import (
+    CONNECTOR,
+    SUPERVISOR,
+    TRADER,
+    ConnectorOp,
+    SupervisorOp,
+    TraderOp,
+)
 
 
 class _TraderOp(Command):
-    op = ""
+    """A command that is the trader's op of the same name."""
+
     done = ""
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("trader", self.op or self.name, {},
+        res = await ctx.peers.ask(TRADER, TraderOp(self.name), {},
                                   ctx.peer_timeout(req.timeout))
         data = dict(res) if isinstance(res, dict) else {"result": res}
         if self.done:
@@ -31,7 +40,7 @@ class _SymbolOp(Command):
         return [ctx.symbol(argv[0])]
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("trader", self.name, {"symbol": args[0]},
+        res = await ctx.peers.ask(TRADER, TraderOp(self.name), {"symbol": args[0]},
                                   ctx.peer_timeout(req.timeout))
         data = dict(res) if isinstance(res, dict) else {"result": res}
         if self.done:
@@ -48,7 +57,7 @@ class Pause(_TraderOp):
 async def _risk_gate(ctx: Context, req: Request, command: str) -> None:
     """Risk-increasing commands are refused while a stop or a flatten runs (the supervisor
     decides; no answer from it is a refusal too: fail closed)."""
-    await ctx.peers.ask("supervisor", "risk_gate", {"command": command},
+    await ctx.peers.ask(SUPERVISOR, SupervisorOp.RISK_GATE, {"command": command},
                         ctx.peer_timeout(req.timeout))
 
 
@@ -95,7 +104,7 @@ class Sync(Command):
     help = "reconcile with the exchange now and report differences"
 
     async def run(self, ctx: Context, req: Request, *args: Any) -> dict[str, Any]:
-        res = await ctx.peers.ask("connector", "sync", {}, ctx.peer_timeout(req.timeout))
+        res = await ctx.peers.ask(CONNECTOR, ConnectorOp.SYNC, {}, ctx.peer_timeout(req.timeout))
         data = dict(res) if isinstance(res, dict) else {"result": res}
         diffs = data.get("differences") or []
         data.setdefault("message", f"synced: {len(diffs)} difference(s)" if diffs

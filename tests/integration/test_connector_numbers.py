@@ -118,10 +118,15 @@ class _Pub:
 
 
 def _boundary(feed: str = "ws") -> tuple[Boundary, Any, list[BadExchangeData]]:
-    c = SimpleNamespace(account=Account(), pub=_Pub(), child=SimpleNamespace(last_md=0.0),
-                        clock=None, feed=SimpleNamespace(kind=feed), publish_account=lambda s: None)
+    c = SimpleNamespace(account=Account(), pub=_Pub(), child=SimpleNamespace(last_md=0.0))
+
+    def md_fresh() -> None:
+        c.child.last_md = time.time()
+
+    sink = FeedSink(c.account, c.pub, None, "sim", md_fresh=md_fresh,  # type: ignore[arg-type]
+                    is_poll=lambda: feed == "poll")
     bad: list[BadExchangeData] = []
-    return Boundary(FeedSink(c), bad.append), c, bad  # type: ignore[arg-type]
+    return Boundary(sink, bad.append), c, bad
 
 
 def test_feed_marks_nan_zero_and_missing_never_published_nor_fresh() -> None:

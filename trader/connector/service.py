@@ -38,8 +38,10 @@ from trader.exchange.reconcile import Account, rest_state
 from trader.kernel import bus
 from trader.kernel.journal import Journal
 from trader.kernel.metrics import METRICS
+from trader.kernel.payloads import Halt
 from trader.kernel.proc import Child
-from trader.kernel.protocol import ACCOUNT, ALERT, CRITICAL, WARNING
+from trader.kernel.protocol import ACCOUNT, ALERT, CRITICAL, WARNING, SupervisorOp
+from trader.kernel.protocol import ConnectorState as State
 
 log = logging.getLogger("flatguard.connector")
 
@@ -56,7 +58,7 @@ class Connector:
         self.child = child
         self.cfg = child.cfg
         self.xc = child.cfg.exchange
-        self.state = "STARTING"
+        self.state = State.STARTING
         self.account = Account(leverage=self.xc.leverage)
         self.journal = Journal(child.paths.journal)
         self.zctx = zmq.Context()  # sync PUB: a non-blocking send straight from the feed callback
@@ -82,7 +84,10 @@ class Connector:
         self.fills_since = int(time.time() * 1000) - 60_000  # ms: fill catch-up window start
         self._reconcile_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sink = FeedSink(self)
+        self.sink = FeedSink(self.account, self.pub, self.journal, self.xc.id,
+                             publish_account=self.publish_account, md_fresh=self._md_fresh,
+                             event_time=self._event_time, is_poll=self._feed_is_poll,
+                             want_reconcile=self._want_reconcile)
         self.boundary = Boundary(self.sink, self.on_bad_number)
         self._bad_alerted = float("-inf")
 
@@ -148,6 +153,19 @@ class Connector:
             self.warn("bad exchange data", f"{e}: dropped; the account is confirmed over REST "
                       "again, or trading stops after exchange.max_unconfirmed")
 
+    def _md_fresh(self) -> None:
+        self.child.last_md = time.time()
+
+    def _event_time(self, ts: float | None) -> None:
+        if self.clock is not None:
+            self.clock.observe_event(ts)
+
+    def _feed_is_poll(self) -> bool:
+        return self.feed is not None and self.feed.kind == "poll"
+
+    def _want_reconcile(self) -> None:
+        self.reconcile_wanted = True
+
     # --- fatal ------------------------------------------------------------------------------
 
     def on_fatal(self, c: E.Classification) -> None:
@@ -156,8 +174,8 @@ class Connector:
         self.fatal = c
         if self.guard is not None:
             self.guard.abandon()  # stop retrying: the kill path needs the exchange now
-        self.state = "FATAL"
-        self.child.state = "FATAL"
+        self.state = State.FATAL
+        self.child.state = State.FATAL
         reason = f"{c.call} {c.endpoint}: {c.error} {c.detail} ({c.action})".replace("  ", " ")
         log.error("event=exchange_fatal reason=%r", reason)
         self.notify(CRITICAL, f"exchange fatal: {c.call} {c.endpoint}".strip(),
@@ -167,8 +185,8 @@ class Connector:
     async def _request_halt(self, reason: str) -> None:
         for _ in range(3):
             try:
-                await self.child.sup.request("halt", {"trigger": "exchange_fatal", "reason": reason,
-                                                      "source": "connector"}, timeout=2)
+                await self.child.sup.request(SupervisorOp.HALT, Halt(
+                    "exchange_fatal", reason, "connector").to_wire(), timeout=2)
                 return
             except bus.RequestError as e:
                 log.error("event=halt_request_failed error=%r", str(e))
@@ -182,19 +200,19 @@ class Connector:
             log.error("event=start_refused reason=%r", str(r))
             self.notify(CRITICAL, "connector refused to start", str(r))
             # The supervisor's `up` ends with this reason as its last line.
-            await self.child.sup.send_oneway("refused", {"proc": "connector",
+            await self.child.sup.send_oneway(SupervisorOp.REFUSED, {"proc": "connector",
                                                          "pid": os.getpid(), "reason": str(r)})
             await asyncio.sleep(0.2)  # let the notification leave
             await self._close()
             return 78
         self.responder = bus.Responder(self.child.ctx, self.child.paths.connector, "connector")
-        self.spawn(self.responder.serve(self.handle))
+        self.spawn(self.responder.serve(ops.dispatcher(self)))
         if self.fatal is None:
             self.feed.start()  # type: ignore[union-attr]
-            self.state = "RUNNING"
+            self.state = State.RUNNING
         await self.child.ready(symbols=list(self.tradable))
         if self.fatal is not None:
-            self.child.state = "FATAL"
+            self.child.state = State.FATAL
         log.info("event=ready state=%s feed=%s symbols=%s", self.state, self.feed.kind
                  if self.feed else "-", ",".join(self.tradable))
         try:
@@ -266,7 +284,7 @@ class Connector:
     async def shutdown(self) -> None:
         """Never disarms the exchange's countdown: only ``dms.disarm`` does (the supervisor,
         after a verified flat or on resume). A SIGTERM or a lost supervisor leaves it armed."""
-        self.state = "STOPPING"
+        self.state = State.STOPPING
         if self.dms is not None:
             self.dms.stopped = True  # no refresh from here on
             if self.dms.armed:
@@ -278,7 +296,7 @@ class Connector:
         for t in list(self._tasks):
             t.cancel()
         await self._close()
-        self.state = "STOPPED"
+        self.state = State.STOPPED
         log.info("event=stopped")
 
     async def _close(self) -> None:
@@ -350,11 +368,6 @@ class Connector:
 
     async def reconcile_quietly(self, why: str) -> None:
         await self._quiet(self.reconcile(why))
-
-    # --- requests ---------------------------------------------------------------------------
-
-    async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
-        return await ops.handle(self, op, args, msg)
 
     # --- wiring used by startup -------------------------------------------------------------
 

@@ -14,15 +14,26 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from trader.engine.orders import DONE, ORDER_TIMEOUT
+from trader.engine.control import EngineControl
+from trader.engine.orders import ORDER_TIMEOUT
 from trader.kernel import bus
 from trader.kernel.errors import FlatguardError
-from trader.kernel.protocol import CRITICAL, PAUSED, RUNNING, STOPPED, STOPPING
-
-if TYPE_CHECKING:
-    from trader.engine.loop import Engine
+from trader.kernel.payloads import Halt, OrderCreate
+from trader.kernel.protocol import (
+    CRITICAL,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+    TRADER,
+    ConnectorOp,
+    SupervisorOp,
+    TraderOp,
+)
+from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard")
 
@@ -35,19 +46,22 @@ class TraderCommandError(FlatguardError):
 
 
 class TraderCommands:
-    def __init__(self, engine: Engine) -> None:
+    """The trader's ops (``protocol.TraderOp``) and its ways of ending, on an ``EngineControl``.
+    ``handle`` is the dispatch table the trader's ROUTER serves."""
+
+    def __init__(self, engine: EngineControl) -> None:
         self.e = engine
         self.stop_started = 0.0
         self.exit_orders: dict[str, str] = {}  # symbol -> client id of its exit order
         self.exit_at: dict[str, float] = {}  # symbol -> when its exit was last placed
         self.halt_requested = False
         self._late: set[asyncio.Task[None]] = set()
-
-    async def handle(self, op: str, args: dict[str, Any], msg: Any) -> Any:
-        fn = getattr(self, "op_" + op, None)
-        if fn is None:
-            raise TraderCommandError(f"unknown trader operation {op!r}")
-        return await fn(args)
+        Op = TraderOp
+        self.handle = bus.Dispatcher(TRADER, {
+            Op.INFO: self.op_info, Op.DEBUG: self.op_debug,
+            Op.DEBUG_INSTRUMENT: self.op_debug_instrument, Op.PAUSE: self.op_pause,
+            Op.BAN: self.op_ban, Op.STOP: self.op_stop, Op.UNPAUSE: self.op_unpause,
+            Op.UNBAN: self.op_unban})
 
     def _symbol(self, args: dict[str, Any]) -> str:
         sym = str(args.get("symbol") or "")
@@ -57,43 +71,45 @@ class TraderCommands:
 
     # --- queries --------------------------------------------------------------------------
 
-    async def op_info(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_info(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         e = self.e
-        view = e._view()
-        status = e.risk.status(view, time.time())
-        marks = {s: (e.inv.marks[s].mark if s in e.inv.marks else None) for s in e.symbols}
+        status = e.risk_status()
+        marks = {s: (md.mark if (md := e.quote(s)) is not None else None) for s in e.symbols}
         sym_states = status.get("symbols", {}) if isinstance(status, dict) else {}
         return {
             "trading_state": e.state,
-            "risk_state": e.risk.account_state(),  # e.g. REDUCING while the engine is RUNNING
-            "strategy": e.strategy.name,
+            "risk_state": e.risk_state(),  # e.g. REDUCING while the engine is RUNNING
+            "strategy": e.strategy_name(),
             "symbols": {s: {"state": sym_states.get(s, {}).get("state", "active")
                             if isinstance(sym_states.get(s), dict) else sym_states.get(s, "active"),
-                            "position": e.inv.contracts(s), "mark": marks[s]} for s in e.symbols},
+                            "position": e.held(s), "mark": marks[s]} for s in e.symbols},
             "risk": status,
-            "positions": e.inv.position_rows(),
+            "positions": e.position_rows(),
             "open_orders": [{"client_id": o.client_id, "symbol": o.symbol, "side": o.side,
                              "remaining": o.remaining, "price": o.price,
-                             "reduce_only": o.reduce_only} for o in view.open_orders],
-            "equity": e.inv.equity,
-            "rejections": e.orders.rejections,
+                             "reduce_only": o.reduce_only} for o in e.open_order_rows()],
+            "equity": e.equity(),
+            "rejections": e.rejections(),
         }
 
-    async def op_debug(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_debug(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         e = self.e
-        return {"state": e.state, "loops": e.child.loops, "orders_tracked": len(e.orders.orders),
-                "strategy": e.strategy.debug(), "last_md_age_s": time.time() - e.inv.last_md
-                if e.inv.last_md else None, "bus": bus.STATS.snapshot()}
+        last_md = e.last_md()
+        return {"state": e.state, "loops": e.loops(), "orders_tracked": e.orders_tracked(),
+                "strategy": e.strategy_debug(),
+                "last_md_age_s": time.time() - last_md if last_md else None,
+                "bus": bus.STATS.snapshot()}
 
-    async def op_debug_instrument(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_debug_instrument(self, args: dict[str, Any],
+                                  msg: Message | None = None) -> dict[str, Any]:
         sym = self._symbol(args)
         e = self.e
-        md = e.inv.marks.get(sym)
-        return {"symbol": sym, "position": e.inv.contracts(sym),
+        md = e.quote(sym)
+        return {"symbol": sym, "position": e.held(sym),
                 "mark": None if md is None else {"mark": md.mark, "bid": md.bid, "ask": md.ask,
                                                  "age_s": time.time() - md.ts},
                 # OrderUpdate is a slotted dataclass: no __dict__
-                "open_orders": [dataclasses.asdict(o) for o in e.open_orders(sym)]}
+                "open_orders": [dataclasses.asdict(o) for o in e.live_orders(sym)]}
 
     # --- risk-reducing: act at once --------------------------------------------------------
 
@@ -101,28 +117,26 @@ class TraderCommands:
         """Cancel every order on ``symbols`` (adopted ones included: per symbol, all), and then
         the placements that were still in flight: a create sent just before the cancel can
         reach the exchange after it and would rest there unseen by anyone."""
-        e = self.e
-        racing = [(t.intent.symbol, cid) for cid, t in e.orders.orders.items()
-                  if t.status == "pending" and t.intent.symbol in symbols]
-        await e.orders.cancel_all(symbols)
+        racing = self.e.pending_orders(symbols)
+        await self.e.cancel_all_now(symbols)
         if racing:
             task = asyncio.get_running_loop().create_task(self._cancel_late(racing))
             self._late.add(task)
             task.add_done_callback(self._late.discard)
 
     async def _cancel_late(self, racing: list[tuple[str, str]]) -> None:
-        e = self.e
+        conn = self.e.connector
         deadline = time.monotonic() + ORDER_TIMEOUT + 1.0
-        while e.conn.in_flight and time.monotonic() < deadline:
+        while conn.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for sym, cid in racing:
             try:  # an order that never landed is "already gone": harmless
-                await e.conn.request("order.cancel", {"symbol": sym, "client_id": cid},
-                                     timeout=ORDER_TIMEOUT)
+                await conn.request(ConnectorOp.ORDER_CANCEL, {"symbol": sym, "client_id": cid},
+                                   timeout=ORDER_TIMEOUT)
             except bus.RequestError as err:
                 log.info("late cancel cid=%s: %s", cid, err.message)
 
-    async def op_pause(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_pause(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         e = self.e
         if e.state not in (RUNNING, PAUSED):
             raise TraderCommandError(f"cannot pause in state {e.state}")
@@ -130,13 +144,13 @@ class TraderCommands:
         await self.cancel_all_settled(e.symbols)
         return {"state": e.state, "cancelled_symbols": list(e.symbols)}
 
-    async def op_ban(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_ban(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         sym = self._symbol(args)
-        self.e.risk.ban(sym)
+        self.e.ban(sym)
         await self.cancel_all_settled((sym,))
         return {"banned": sym}
 
-    async def op_stop(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_stop(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         e = self.e
         if e.state == STOPPING:
             return {"state": e.state, "already": True}
@@ -149,15 +163,16 @@ class TraderCommands:
 
     # --- risk-adding (confirmed by the commander) -------------------------------------------
 
-    async def op_unpause(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_unpause(self, args: dict[str, Any],
+                         msg: Message | None = None) -> dict[str, Any]:
         if self.e.state != PAUSED:
             raise TraderCommandError(f"not paused (state {self.e.state})")
         self.e.set_state(RUNNING)
         return {"state": self.e.state}
 
-    async def op_unban(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def op_unban(self, args: dict[str, Any], msg: Message | None = None) -> dict[str, Any]:
         sym = self._symbol(args)
-        self.e.risk.unban(sym)
+        self.e.unban(sym)
         return {"unbanned": sym}
 
     # --- risk events ----------------------------------------------------------------------
@@ -166,17 +181,16 @@ class TraderCommands:
         e = self.e
         log.warning("risk guard=%s level=%s action=%s %s: %s", ev.guard, ev.level, ev.action,
                     ev.title, ev.text)
-        if e.child.notify is not None:
-            e.child.notify.send(ev.level, ev.title, ev.text, key=f"risk:{ev.guard}:{ev.symbol or 'account'}")
+        e.notify(ev.level, ev.title, ev.text, key=f"risk:{ev.guard}:{ev.symbol or 'account'}")
         if ev.action == "halt":
             self.request_halt(f"risk_{ev.guard}", f"{ev.title}: {ev.text}")
         elif ev.action == "stop" and e.state != STOPPING:
             asyncio.get_running_loop().create_task(self.op_stop({}))
         elif ev.action == "reduce":
             for sym in ([ev.symbol] if ev.symbol else e.symbols):
-                pos = e.inv.contracts(sym)
+                pos = e.held(sym)
                 if pos:
-                    (e.sell if pos > 0 else e.buy)(sym, abs(pos) / 2, None, True)
+                    e.place(sym, "sell" if pos > 0 else "buy", abs(pos) / 2, None, True)
 
     def request_halt(self, trigger: str, reason: str) -> None:
         if self.halt_requested:
@@ -185,11 +199,12 @@ class TraderCommands:
 
         async def go() -> None:
             try:
-                await self.e.child.sup.request("halt", {"trigger": trigger, "reason": reason,
-                                                        "source": "trader"}, timeout=2.0)
+                await self.e.supervisor.request(SupervisorOp.HALT,
+                                                Halt(trigger, reason, TRADER).to_wire(),
+                                                timeout=2.0)
             except bus.RequestError as err:
                 log.error("halt request failed (%s); exiting so the supervisor sees it", err)
-                self.e.child.stop.set()
+                self.e.stop_process()
 
         asyncio.get_running_loop().create_task(go())
 
@@ -204,27 +219,27 @@ class TraderCommands:
             self.request_halt("stop_timeout", "limit exit did not finish within "
                               f"{e.cfg.control.stop_timeout:g} s: market exit")
             return
-        positions = {s: e.inv.contracts(s) for s in e.symbols if e.inv.contracts(s)}
-        if not positions and not e.orders.open_orders():
+        positions = {s: e.held(s) for s in e.symbols if e.held(s)}
+        if not positions and not e.open_order_rows():
             self.request_halt("stop", "limit exit complete")
             return
         for sym, pos in positions.items():
             live = self.exit_orders.get(sym)
-            t = e.orders.orders.get(live) if live else None
-            if t is None or t.status in DONE:
+            status = e.order_status(live) if live else None
+            if status is None or status in TERMINAL:
                 live = None  # filled, cancelled or refused: place a new one (not too often)
                 if now - self.exit_at.get(sym, 0.0) < EXIT_RETRY:
                     continue
             elif now - self.exit_at.get(sym, 0.0) < e.cfg.control.stop_reprice:
                 continue  # resting at a recent touch
-            md = e.inv.marks.get(sym)
+            md = e.quote(sym)
             if md is None:
                 continue
             if live:
-                e.cancel(sym, self.exit_orders.pop(sym))
+                e.cancel_order(sym, self.exit_orders.pop(sym))
             self.exit_at[sym] = now
-            cid = (e.sell(sym, abs(pos), md.ask, True) if pos > 0
-                   else e.buy(sym, abs(pos), md.bid, True))
+            cid = (e.place(sym, "sell", abs(pos), md.ask, True) if pos > 0
+                   else e.place(sym, "buy", abs(pos), md.bid, True))
             if cid:
                 self.exit_orders[sym] = cid
 
@@ -234,40 +249,39 @@ class TraderCommands:
         e = self.e
         e.set_state(STOPPED)
         try:
-            e.strategy.on_stop(e)
+            e.strategy_stop()
         except Exception:
             log.exception("strategy on_stop raised")
         try:
-            await asyncio.wait_for(e.orders.cancel_all(e.symbols), 5.0)
+            await asyncio.wait_for(e.cancel_all_now(e.symbols), 5.0)
         except (TimeoutError, bus.RequestError) as err:
             log.warning("graceful stop: cancel failed (%s); the supervisor flattens", err)
 
     async def supervisor_lost(self) -> int:
         """The supervisor is gone: nobody else will run the kill switch. Flatten, then exit."""
         e = self.e
+        conn = e.connector
         log.critical("supervisor lost (parent changed): stopping trading and flattening through "
                      "the connector")
         e.set_state(STOPPED)
-        if e.child.notify is not None:
-            e.child.notify.send(CRITICAL, "Supervisor lost: trader flattening itself",
-                                "the supervisor process is gone; cancelling orders and closing "
-                                "positions through the connector", key="supervisor_lost")
+        e.notify(CRITICAL, "Supervisor lost: trader flattening itself",
+                 "the supervisor process is gone; cancelling orders and closing positions "
+                 "through the connector", key="supervisor_lost")
         deadline = time.monotonic() + SELF_FLATTEN_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                await e.conn.request("order.cancel_all", {}, timeout=5.0)
-                snap = await e.conn.request("sync", {}, timeout=10.0)
-                snap = await e.conn.request("account", {}, timeout=5.0)
+                await conn.request(ConnectorOp.ORDER_CANCEL_ALL, {}, timeout=5.0)
+                snap = await conn.request(ConnectorOp.SYNC, {}, timeout=10.0)
+                snap = await conn.request(ConnectorOp.ACCOUNT, {}, timeout=5.0)
                 rows = [p for p in snap.get("positions", []) if float(p.get("contracts") or 0)]
                 if not rows and not snap.get("open_orders"):
                     log.warning("supervisor lost: account verified flat by the connector")
                     return 3
                 for p in rows:
                     c = float(p["contracts"])
-                    await e.conn.request("order.create", {
-                        "client_id": f"{e.orders._prefix}-x{int(time.time() * 1000) % 10**8}",
-                        "symbol": p["symbol"], "side": "sell" if c > 0 else "buy",
-                        "type": "market", "amount": abs(c), "reduce_only": True}, timeout=10.0)
+                    await conn.request(ConnectorOp.ORDER_CREATE, OrderCreate(
+                        e.exit_client_id(), p["symbol"], "sell" if c > 0 else "buy", "market",
+                        abs(c), reduce_only=True).to_wire(), timeout=10.0)
             except bus.RequestError as err:
                 log.error("self-flatten round failed: %s", err)
             await asyncio.sleep(1.0)

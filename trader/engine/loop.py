@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from trader.engine.commands import TraderCommands
+from trader.engine.control import EngineControls
 from trader.engine.inventory import Inventory
 from trader.engine.orders import OrderManager
 from trader.engine.risk import RiskEngine
@@ -35,6 +36,8 @@ from trader.kernel.protocol import (
     STARTING,
     STOPPED,
     STOPPING,
+    TERMINAL,
+    ConnectorOp,
 )
 
 log = logging.getLogger("flatguard")
@@ -44,8 +47,9 @@ log = logging.getLogger("flatguard")
 THROTTLE_MARGIN = 0.25
 
 
-class Engine:
-    """Also the strategy's Context (buy/sell/cancel/position/...)."""
+class Engine(EngineControls):
+    """Also the strategy's Context (buy/sell/cancel/position/...); ``EngineControls`` is what
+    the trader's commands may do with it (``control.EngineControl``)."""
 
     def __init__(self, child: proc.Child) -> None:
         self.child = child
@@ -98,7 +102,7 @@ class Engine:
 
     def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
         return [t.update() for t in self.orders.orders.values()
-                if t.status not in ("closed", "canceled", "rejected", "expired")
+                if t.status not in TERMINAL
                 and (symbol is None or t.intent.symbol == symbol)]
 
     def now(self) -> float:
@@ -132,7 +136,7 @@ class Engine:
         deadline = time.monotonic() + self.cfg.supervisor.ready_timeout
         while True:  # the connector is READY before the trader starts; this is belt and braces
             try:
-                snap = await self.conn.request("account", {}, timeout=2.0)
+                snap = await self.conn.request(ConnectorOp.ACCOUNT, {}, timeout=2.0)
                 break
             except bus.RequestError as e:
                 if time.monotonic() > deadline:
@@ -183,7 +187,7 @@ class Engine:
         now = time.monotonic()
         if now - self._last_alive >= self.cfg.supervisor.heartbeat_interval:
             self._last_alive = now
-            asyncio.get_running_loop().create_task(self.conn.send_oneway("alive", {}))
+            asyncio.get_running_loop().create_task(self.conn.send_oneway(ConnectorOp.ALIVE, {}))
             self.orders.connector_ok = now - self.conn.last_reply < max(
                 self.cfg.supervisor.connector_grace, 2 * self.cfg.hang_timeout) or self._idle()
         if now - self._last_eval >= 0.25:

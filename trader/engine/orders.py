@@ -23,10 +23,12 @@ from trader.engine.risk.view import OpenOrder, OrderIntent
 from trader.engine.strategy import OrderUpdate
 from trader.kernel import bus
 from trader.kernel.metrics import METRICS
+from trader.kernel.payloads import OrderCreate
+from trader.kernel.protocol import TERMINAL, ConnectorOp
 
 log = logging.getLogger("flatguard")
 
-DONE = {"closed", "canceled", "cancelled", "rejected", "expired", "filled"}
+DONE = TERMINAL  # the protocol's one set of order statuses that can no longer fill
 ORDER_TIMEOUT = 10.0
 # s a sent order may stay without any news (no reply, no update, not among the account's open
 # orders) before it is taken as never placed; until then it counts as open (it may fill)
@@ -117,18 +119,15 @@ class OrderManager:
         mono = time.monotonic()
         self.orders[cid] = Tracked(intent, sent_at=mono, news_at=mono)
         METRICS.inc("flatguard_orders_total", symbol=symbol, side=side)
-        args: dict[str, Any] = {"client_id": cid, "symbol": symbol, "side": side,
-                                "type": intent.type, "amount": amount, "price": price,
-                                "reduce_only": reduce_only}
-        if tif:
-            args["tif"] = tif
+        args = OrderCreate(cid, symbol, side, intent.type, amount, price, reduce_only,
+                           tif).to_wire()
         asyncio.get_running_loop().create_task(self._send(cid, args))
         return cid
 
     async def _send(self, cid: str, args: dict[str, Any]) -> None:
         t = self.orders[cid]
         try:
-            res = await self.conn.request("order.create", args, timeout=ORDER_TIMEOUT)
+            res = await self.conn.request(ConnectorOp.ORDER_CREATE, args, timeout=ORDER_TIMEOUT)
         except bus.RequestError as e:
             # rejected: the exchange refused this order. timeout: unknown; the connector resolves
             # it by client id and the order/account events tell the truth either way.
@@ -167,7 +166,7 @@ class OrderManager:
 
     async def _cancel(self, symbol: str, cid: str) -> None:
         try:
-            await self.conn.request("order.cancel", {"symbol": symbol, "client_id": cid},
+            await self.conn.request(ConnectorOp.ORDER_CANCEL, {"symbol": symbol, "client_id": cid},
                                     timeout=ORDER_TIMEOUT)
             t = self.orders.get(cid)
             if t is not None and t.status not in DONE:
@@ -176,7 +175,7 @@ class OrderManager:
             log.warning("cancel cid=%s kind=%s: %s", cid, e.kind, e.message)
 
     async def cancel_all(self, symbols: tuple[str, ...] | list[str]) -> None:
-        await asyncio.gather(*(self.conn.request("order.cancel_all", {"symbol": s},
+        await asyncio.gather(*(self.conn.request(ConnectorOp.ORDER_CANCEL_ALL, {"symbol": s},
                                                  timeout=ORDER_TIMEOUT) for s in symbols))
         for t in self.orders.values():
             if t.intent.symbol in symbols and t.status not in DONE:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trader.exchange import numbers as N
+from trader.kernel.protocol import TERMINAL  # noqa: F401  (the one set; importers use it here)
 
 OPEN = frozenset({"open", "new", "partially_filled"})
 EPS = 1e-9
 DONE_MEMORY = 10_000
-TERMINAL = frozenset({"closed", "canceled", "cancelled", "rejected", "expired", "filled"})
 
 
 def position_row(p: dict[str, Any]) -> dict[str, Any]:

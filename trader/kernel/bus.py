@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import zmq
@@ -23,9 +24,11 @@ import zmq.asyncio
 
 from trader.kernel import wire
 from trader.kernel.errors import FlatguardError
+from trader.kernel.protocol import REPLY
 from trader.kernel.wire import Message, WireError
 
 EVENT_HWM = 10_000
+log = logging.getLogger("flatguard")
 
 
 class BusStats:
@@ -227,11 +230,54 @@ def _unwrap(reply: dict[str, Any]) -> Any:
     raise RequestError(str(err.get("kind", "error")), str(err.get("message", "unknown error")))
 
 
-Handler = Callable[[str, dict[str, Any], Message], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]  # (op, args, msg, **extra) -> result
+OpHandler = Callable[..., Awaitable[Any]]  # (args, msg, **extra) -> result
+
+
+class UnknownOp(FlatguardError, ValueError):
+    """A request the server cannot take (an op it does not have). Policy: reply
+    ``bad_request``; nothing done."""
+
+    kind = "bad_request"
+
+
+class Dispatcher:
+    """The one dispatch style of every server: a table ``{op: handler}``.
+
+    A handler gets ``(args, msg)`` (and ``peer=`` on an authenticated CURVE socket). An op not
+    in the table is refused with kind ``bad_request`` naming it and the known ops, unless a
+    ``fallback`` (``(op, args, msg, **extra)``) takes the rest (the commander's "command name
+    as the op"). ``before`` runs first for every request (bookkeeping such as "the trader was
+    seen"); it may raise to refuse.
+    """
+
+    def __init__(self, server: str, table: Mapping[str, OpHandler], *,
+                 fallback: Handler | None = None,
+                 before: Callable[[str, dict[str, Any], Message], None] | None = None) -> None:
+        self.server = server
+        self.table = {str(op): h for op, h in table.items()}
+        self.fallback = fallback
+        self.before = before
+
+    @property
+    def ops(self) -> list[str]:
+        return sorted(self.table)
+
+    async def __call__(self, op: str, args: dict[str, Any], msg: Message, **extra: Any) -> Any:
+        if self.before is not None:
+            self.before(op, args, msg)
+        fn = self.table.get(op)
+        if fn is not None:
+            return await fn(args, msg, **extra)
+        if self.fallback is not None:
+            return await self.fallback(op, args, msg, **extra)
+        raise UnknownOp(f"unknown op {op!r} for the {self.server}; known ops: "
+                         + ", ".join(self.ops))
 
 
 class Responder(_Sequenced):
-    """Async ROUTER server. The handler's return value is the reply; its exception an error reply.
+    """Async ROUTER server. The handler (usually a ``Dispatcher``) returns the reply; its
+    exception becomes an error reply.
 
     An exception with a ``kind`` attribute keeps that kind in the reply (e.g. ``rejected``);
     anything else is ``error``. A malformed request is dropped and counted: with no valid id
@@ -249,13 +295,21 @@ class Responder(_Sequenced):
         self.sock.bind(endpoint)
         self.endpoint = endpoint
 
+    async def _receive(self) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
+        """One request: (sender identity, message frames, extra handler kwargs), or None when
+        it is dropped. Subclasses add checks and extras (``commander/curve.py``: the peer)."""
+        frames = await self.sock.recv_multipart()
+        if len(frames) < 3:
+            STATS.dropped["malformed"] += 1
+            return None
+        return frames[0], frames[1:], {}
+
     async def serve(self, handler: Handler, concurrent: bool = True) -> None:
         while True:
-            frames = await self.sock.recv_multipart()
-            if len(frames) < 3:
-                STATS.dropped["malformed"] += 1
+            got = await self._receive()
+            if got is None:
                 continue
-            ident, rest = frames[0], frames[1:]
+            ident, rest, extra = got
             msg = decode_counted(rest)
             if msg is None:
                 continue
@@ -264,24 +318,27 @@ class Responder(_Sequenced):
                 STATS.dropped["malformed"] += 1
                 continue
             rid = msg.data.get("id")
-            coro = self._handle(handler, ident, rid, msg, args)
+            coro = self._handle(handler, ident, rid, msg, args, extra)
             if concurrent:
                 asyncio.get_running_loop().create_task(coro)
             else:
                 await coro
 
     async def _handle(self, handler: Handler, ident: bytes, rid: Any, msg: Message,
-                      args: dict[str, Any]) -> None:
+                      args: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         try:
-            result = await handler(msg.topic, args, msg)
+            result = await handler(msg.topic, args, msg, **(extra or {}))
             body: dict[str, Any] = {"id": rid, "ok": True, "result": result}
         except Exception as e:  # the dispatcher maps every failure to an error reply
             body = {"id": rid, "ok": False,
                     "error": {"kind": getattr(e, "kind", "error"), "message": str(e) or type(e).__name__}}
+            if rid is None:  # nobody to tell: a malformed one-way message must not vanish
+                log.warning("event=oneway_failed op=%s src=%s error=%r", msg.topic, msg.src,
+                            str(e) or type(e).__name__)
         if rid is None:
             return  # one-way message
         try:
-            await self.sock.send_multipart([ident, *self.frames("rep", body)], flags=zmq.NOBLOCK)
+            await self.sock.send_multipart([ident, *self.frames(REPLY, body)], flags=zmq.NOBLOCK)
         except zmq.Again:
             STATS.dropped["reply_undeliverable"] += 1
 

@@ -231,6 +231,12 @@ class Journal:
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
+    def client_id_of(self, exchange_id: str) -> str | None:
+        """The client id of the order the exchange knows as ``exchange_id``, if journaled."""
+        row = self.db.execute("SELECT client_id FROM orders WHERE exchange_id = ?",
+                              (exchange_id,)).fetchone()
+        return row[0] if row else None
+
     def record_fill(self, trade_id: str, client_id: str | None, order_id: str | None, symbol: str,
                     side: str, amount: float, price: float, fee: float, fee_currency: str,
                     ts: float, *, venue: str) -> bool:

@@ -25,7 +25,8 @@ import zmq.asyncio
 
 from trader.kernel import bus, config, runpaths
 from trader.kernel.metrics import METRICS
-from trader.kernel.protocol import CRITICAL, LEVELS
+from trader.kernel.payloads import Heartbeat
+from trader.kernel.protocol import CRITICAL, LEVELS, SupervisorOp
 
 log = logging.getLogger("flatguard")
 
@@ -76,10 +77,7 @@ class Child:
         if not force and now - self._last_beat < self.cfg.supervisor.heartbeat_interval:
             return
         self._last_beat = now
-        payload: dict[str, Any] = {
-            "proc": self.name, "pid": os.getpid(), "state": self.state, "loop": self.loops,
-            "last_md": self.last_md, "last_ok": self.last_ok,
-        }
+        metrics = None
         if now - self._last_metrics >= 1.0:  # metrics once a second, liveness every beat
             self._last_metrics = now
             st = bus.STATS
@@ -88,8 +86,10 @@ class Child:
                         direction="received")
             for reason, n in st.dropped.items():
                 METRICS.set("flatguard_bus_dropped_total", n, process=self.name, reason=reason)
-            payload["metrics"] = METRICS.samples()
-        asyncio.get_running_loop().create_task(self.sup.send_oneway("hb", payload))
+            metrics = METRICS.samples()
+        payload = Heartbeat(self.name, os.getpid(), self.state, self.loops, self.last_md,
+                            self.last_ok, metrics).to_wire()
+        asyncio.get_running_loop().create_task(self.sup.send_oneway(SupervisorOp.HB, payload))
 
     def close(self) -> None:
         """Close every socket, then the context. Sockets of shadow contexts (notify, publish)
@@ -101,7 +101,7 @@ class Child:
 
     async def ready(self, **info: Any) -> None:
         self.state = "RUNNING"
-        await self.sup.send_oneway("ready", {"proc": self.name, "pid": os.getpid(),
+        await self.sup.send_oneway(SupervisorOp.READY, {"proc": self.name, "pid": os.getpid(),
                                              "state": self.state, **info})
         self.beat(force=True)
 

@@ -196,9 +196,7 @@ class _Pub:
 
 def _sink(journal: Journal, venue: str = "sim") -> tuple[FeedSink, _Pub]:
     pub = _Pub()
-    c = SimpleNamespace(journal=journal, pub=pub, account=SimpleNamespace(orders={}),
-                        cfg=SimpleNamespace(exchange=SimpleNamespace(id=venue)))
-    return FeedSink(c), pub  # type: ignore[arg-type]
+    return FeedSink(SimpleNamespace(orders={}), pub, journal, venue), pub  # type: ignore[arg-type]
 
 
 def _trade(tid: str, amount: float = 0.01, order: str = "42") -> dict[str, Any]:
