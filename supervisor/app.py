@@ -17,24 +17,24 @@ import zmq
 import zmq.asyncio
 
 from supervisor import fencing, killpath, restarts, rundir, simchild
-from supervisor.children import EXITED, FAILED, RUNNING, STARTING, Child
+from supervisor.children import EXITED, FAILED, Child
+from supervisor.childspec import SPECS, OnExit
 from supervisor.endings import Ending
 from supervisor.errors import StartupError
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
 from supervisor.metrics_truth import Truth
+from supervisor.policy import ChildPolicy, ProofSchedule
 from supervisor.proxy import EventProxy
 from supervisor.requests import RequestHandlers
 from trader.kernel import bus, config, runpaths
 from trader.kernel.journal import HaltState, Journal
 from trader.kernel.metrics import Registry
 from trader.kernel.proc import NotifyClient
-from trader.kernel.protocol import CHILDREN, CONNECTOR, TRADER
+from trader.kernel.protocol import TRADER
 
 log = logging.getLogger("flatguard")
 
-EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys); never restarted
-HELPER_HANG_FACTOR = 5.0  # notifier, commander: see hang_limit()
 JOURNAL_PRUNE_INTERVAL = 3600.0  # s
 
 
@@ -56,7 +56,6 @@ class Supervisor:
         self._killpath_checking = False
         self._killpath_task: asyncio.Task[None] | None = None
         self.refused: set[str] = set()  # children that exited EX_CONFIG: not restarted
-        self.connector_down_since: float | None = None
         self.metrics_port = 0
         self.shutting_down = False
         self._lock_fd: int | None = None
@@ -66,6 +65,8 @@ class Supervisor:
         self.flapping: set[str] = set()
         self.truth = Truth()  # what /metrics keeps between scrapes (the last account values)
         self.ending: Ending | None = None  # how an orderly stop ended (supervisor/endings.py)
+        self.clock, self.wall, self.sleep = time.monotonic, time.time, asyncio.sleep  # injectable
+        self.policy = ChildPolicy(self)  # exits, hangs, absences (supervisor/policy.py)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -234,12 +235,12 @@ class Supervisor:
         if halt.halted and not halt.verified_flat and halt.trigger != "abort":
             await self.killswitch.resume_pending(halt.reason)
         env = self.child_env()
-        for name in CHILDREN:
-            self.children[name] = Child(name, self.paths.root, env, self._on_exit)
-        for name in CHILDREN:
-            if name == TRADER and self.halt.halted:
-                log.warning("HALTED (%s: %s): the trader is not started. `flatguard ctl resume "
-                            "--yes` after checking the account.", halt.trigger, halt.reason)
+        for name in SPECS:  # in start-up order
+            self.children[name] = Child(name, self.paths.root, env, self.policy.on_exit)
+        for name, spec in SPECS.items():
+            if not spec.start_when_halted and self.halt.halted:
+                log.warning("HALTED (%s: %s): the %s is not started. `flatguard ctl resume "
+                            "--yes` after checking the account.", halt.trigger, halt.reason, name)
                 continue
             await self._start_child(name)
         self.alert("info", "flatguard started",
@@ -255,115 +256,58 @@ class Supervisor:
             except TimeoutError:
                 pass
         if name in self.refused and not self.shutting_down:
-            raise StartupError(self._refusal(name))
+            raise StartupError(self.refusal(name))
         if not ch.ready.is_set() and ch.pid is not None and not self.shutting_down:
             raise StartupError(
                 f"process {name} (pid {ch.pid}) was not ready within "
                 f"{self.cfg.supervisor.ready_timeout:g} s; see its log lines above")
-        if ch.state in (EXITED, FAILED) and name != TRADER and not self.shutting_down:
+        # The trader's exit during start-up is the kill switch's (policy.on_exit), not an error.
+        if (ch.state in (EXITED, FAILED) and SPECS[name].on_exit is not OnExit.KILL_SWITCH
+                and not self.shutting_down):
             raise StartupError(f"process {name} exited during start-up; see its log lines above")
 
-    def _refusal(self, name: str) -> str:
+    def refusal(self, name: str) -> str:
         why = "it will not trade with this set-up (its reason is in the log line above)"
         handlers = getattr(self, "handlers", None)
         if handlers is not None and handlers.refusals.get(name):
             why = handlers.refusals[name]  # the child's own reason, naming the key to fix
-        elif name == CONNECTOR and self.flattener is not None and self.flattener.hedged:
+        elif (SPECS[name].opens_session and self.flattener is not None
+              and self.flattener.hedged):
             why = ("the account is in hedge (dual-side) position mode and flatguard trades in "
                    "one-way mode only: switch the account to one-way mode in the exchange's "
                    "settings (with no open positions or orders) and start again")
-        return f"process {name} refused to start (exit {EX_CONFIG}): {why}"
+        return f"process {name} refused to start (exit {SPECS[name].refusal_code}): {why}"
+
+    def request_stop(self) -> None:
+        """A stop signal: the watch loop ends and the orderly stop owns the account from now."""
+        self.stop_requested.set()
+        self.hold_for_stop()
+
+    def hold_for_stop(self) -> None:
+        """The trigger rule (supervisor/killswitch.py): a stop that flattens is ``shutdown``'s;
+        one that leaves the account (``leave``, HALTED by ``abort``) holds nothing."""
+        ks = self.killswitch
+        if ks is None or self.cfg.supervisor.shutdown == "leave":
+            return
+        if self.halt.halted and self.halt.trigger == "abort":
+            return
+        ks.hold("orderly stop")
 
     def start_trader(self) -> None:
         asyncio.get_running_loop().create_task(self._start_child(TRADER))
 
     # --- watching ---------------------------------------------------------------------------
 
-    def _on_exit(self, ch: Child, code: int) -> None:
-        how = f"signal {-code}" if code < 0 else f"code {code}"
-        if ch.expected_exit or self.shutting_down:
-            log.info("stopped process=%s %s", ch.name, how)
-            return
-        log.error("process=%s pid exited unexpectedly with %s", ch.name, how)
-        if code == EX_CONFIG and ch.name != TRADER:
-            self.refused.add(ch.name)  # a refusal: restarting cannot fix the set-up
-            ch.state = FAILED
-            self.alert("critical", f"{ch.name} refused to start", self._refusal(ch.name))
-            return
-        if ch.name == TRADER:
-            assert self.killswitch is not None
-            if not self.halt.halted or not self.killswitch.running:
-                self.killswitch.trigger("trader_exit", f"the trader exited unexpectedly ({how})")
-            return
-        self.restart_later(ch, f"exited with {how}")
-
     def restart_later(self, ch: Child, why: str) -> None:
         """The restart policy (supervisor/restarts.py); RESTARTING at once."""
         restarts.restart_later(self, ch, why)
 
     def check_heartbeats(self) -> None:
-        from supervisor import hang  # here, not at the top: keeps this change to this method
-
-        now = time.monotonic()
-        for ch in self.children.values():
-            if ch.pid is None or ch.state not in (RUNNING, STARTING):
-                continue
-            if ch.state == STARTING:
-                continue  # start-up has its own ready_timeout
-            if ch.judge is None or ch.judge.pid != ch.pid:  # one judge per process generation
-                # tick: the interval watch() checks at; a longer gap is the supervisor's stall
-                tick = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
-                ch.judge = hang.Judge(ch.pid, self.hang_limit(ch.name), tick)
-            d = ch.judge.assess(now, ch.hb.at, ch.hb.loop)
-            if d.verdict == hang.Verdict.HUNG:
-                self._hung(ch, d.message)
-                continue
-            if d.changed and d.verdict == hang.Verdict.STARVED:  # once per late episode: why
-                log.warning("process=%s heartbeat late, not hung: %s; extended up to %g s",
-                            ch.name, d.message, ch.judge.cap)
-            elif d.changed and d.evidence:  # the end of an extension: how close a call it was
-                log.warning("process=%s heartbeat late, not hung: %s (limit %g s)", ch.name,
-                            d.evidence, ch.judge.bound)
-            if d.verdict == hang.Verdict.OK and ch.name == TRADER and ch.hb.last_md and \
-                    time.time() - ch.hb.last_md > self.stale_backstop:
-                # Beats but no progress. One condition, one key (risk.stale_halt): the trader's
-                # own guard acts first with a better reason; this is the backstop if it does not.
-                self._hung(ch, f"no market data processed for {time.time() - ch.hb.last_md:.1f} s")
-        conn = self.children.get(CONNECTOR)
-        if conn is not None and not self.shutting_down:
-            down = conn.pid is None or conn.state != RUNNING
-            if down and self.connector_down_since is None:
-                self.connector_down_since = now
-            elif not down:
-                self.connector_down_since = None
-            if (self.connector_down_since is not None and not self.halt.halted
-                    and now - self.connector_down_since > self.cfg.supervisor.connector_grace):
-                assert self.killswitch is not None
-                self.killswitch.trigger("connector_down", "the connector has been down for more "
-                                        f"than {self.cfg.supervisor.connector_grace:g} s")
+        """Hangs and absences (supervisor/policy.py)."""
+        self.policy.check()
 
     def hang_limit(self, name: str) -> float:
-        """A hang is ``liveness x interval`` late for the trading path (trader, connector). The
-        notifier and commander run at a lower priority and only cost a restart when killed, so a
-        loaded machine gets them HELPER_HANG_FACTOR times the slack before they count as hung.
-        This is the bound supervisor/hang.py judges from: a late beat whose /proc evidence says
-        starved (run-queue wait, start-up, I/O) is extended up to hang.CAP_FACTOR x it."""
-        hang = self.cfg.hang_timeout
-        return hang if name in (TRADER, CONNECTOR) else hang * HELPER_HANG_FACTOR
-
-    @property
-    def stale_backstop(self) -> float:
-        return self.cfg.risk.stale_halt + 2 * self.cfg.hang_timeout + 1.0
-
-    def _hung(self, ch: Child, why: str) -> None:
-        assert self.killswitch is not None
-        if ch.name == TRADER:
-            self.killswitch.trigger("trader_hang", f"the trader is hung: {why}")
-            return
-        log.error("process=%s hung: %s; killing it", ch.name, why)
-        ch.expected_exit = True  # our own kill: the restart below is the policy, not on_exit
-        ch.kill_group()
-        self.restart_later(ch, f"hung ({why})")
+        return self.policy.hang_limit(name)
 
     async def check_killpath(self) -> None:
         """Prove the kill path's own session now (supervisor/killpath.py)."""
@@ -387,28 +331,23 @@ class Supervisor:
 
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)
-        next_proof = proof_at = time.monotonic()
-        next_proof += self.cfg.killswitch.check_interval
-        next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
+        ks = self.cfg.killswitch
+        proofs = ProofSchedule(self.clock(), ks.check_interval, ks.backoff)
+        next_prune = self.clock() + JOURNAL_PRUNE_INTERVAL
         from supervisor import sdnotify  # systemd's watchdog: pinged only while this loop turns
 
         while not self.stop_requested.is_set():
             sdnotify.watchdog()
-            if time.monotonic() >= next_prune:
-                next_prune = time.monotonic() + JOURNAL_PRUNE_INTERVAL
+            if self.clock() >= next_prune:
+                next_prune = self.clock() + JOURNAL_PRUNE_INTERVAL
                 self.prune_journal()
             self.check_heartbeats()
             self.kill_switch_watchdog()
-            # After a failed proof, prove again soon: /metrics' killpath_ready comes back
-            # within killswitch.backoff of the exchange coming back, not check_interval.
-            # The connector's exchange calls failing: prove the kill path now (at most once per
-            # backoff), so killpath_ready says an outage within seconds.
-            if (not self.killpath_ready or self.truth.exchange_trouble(self)) \
-                    and not self._killpath_checking:
-                next_proof = min(next_proof, proof_at + self.cfg.killswitch.backoff)
-            if time.monotonic() >= next_proof:
-                next_proof = proof_at = time.monotonic()
-                next_proof += self.cfg.killswitch.check_interval
+            # After a failed proof, or when the connector's exchange calls fail, prove again
+            # within killswitch.backoff (supervisor/policy.py's ProofSchedule).
+            trouble = ((not self.killpath_ready or self.truth.exchange_trouble(self))
+                       and not self._killpath_checking)
+            if proofs.due(self.clock(), trouble):
                 # Held: the loop keeps only weak references to tasks.
                 self._killpath_task = asyncio.get_running_loop().create_task(
                     self.check_killpath())

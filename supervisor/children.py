@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from supervisor.childspec import SPECS
 from supervisor.hang import Judge
 from trader.kernel.protocol import ProcessState as P
 
@@ -33,17 +34,6 @@ STARTING, RUNNING, RESTARTING, STOPPING, STOPPED, EXITED, FAILED = (
     P.STARTING, P.RUNNING, P.RESTARTING, P.STOPPING, P.STOPPED, P.EXITED, P.FAILED)
 
 TERM_RESEND = 1.0  # s between SIGTERMs of an orderly stop (see Child.stop)
-
-MODULES = {
-    "trader": "trader",
-    "connector": "trader.connector",
-    "notifier": "notifier",
-    "commander": "commander",
-}
-
-# The kernel's OOM killer must pick the trader (whose death the kill switch handles) before the
-# supervisor (whose death leaves the kill path to the children). Raising is always allowed.
-OOM_SCORE_ADJ = {"trader": 500, "connector": 200, "notifier": 300, "commander": 300}
 
 
 @dataclass
@@ -71,6 +61,7 @@ class Child:
     expected_exit: bool = False
     started_at: float = 0.0
     judge: Judge | None = None  # hang evidence for the current pid (supervisor/hang.py)
+    clock: Callable[[], float] = time.monotonic  # injected: tests run a fake clock
     _pidfd: int = -1
 
     @property
@@ -78,18 +69,18 @@ class Child:
         return self.proc.pid if self.proc and self.proc.returncode is None else None
 
     def spawn(self) -> None:
-        cmd = [sys.executable, "-m", MODULES[self.name], "--run-dir", str(self.run_dir)]
+        cmd = [sys.executable, "-m", SPECS[self.name].module, "--run-dir", str(self.run_dir)]
         # Own process group: the kill switch fences the trader with killpg, and a Ctrl-C in the
         # terminal reaches only the supervisor, which decides the order of an orderly stop.
         self.proc = subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL,
                                      process_group=0)
         self.state, self.expected_exit = STARTING, False
-        self.hb = Heartbeat(at=time.monotonic())
+        self.hb = Heartbeat(at=self.clock())
         self.ready.clear()
-        self.started_at = time.monotonic()
+        self.started_at = self.clock()
         try:
             with open(f"/proc/{self.proc.pid}/oom_score_adj", "w") as f:
-                f.write(str(OOM_SCORE_ADJ.get(self.name, 0)))
+                f.write(str(SPECS[self.name].oom_score_adj))
         except OSError:
             pass
         self._watch_exit()
@@ -116,7 +107,7 @@ class Child:
     def heartbeat_age(self) -> float | None:
         if self.pid is None:
             return None
-        return time.monotonic() - self.hb.at
+        return self.clock() - self.hb.at
 
     def signal(self, sig: int) -> None:
         if self.pid is None:
@@ -164,16 +155,6 @@ class Child:
         log.warning("process=%s did not stop within %gs: SIGKILL", self.name, timeout)
         self.kill_group()
         await self.wait_exit(5.0)
-
-    def allow_restart(self, intensity: int, period: float) -> bool:
-        now = time.monotonic()
-        while self.restart_times and now - self.restart_times[0] > period:
-            self.restart_times.popleft()
-        return len(self.restart_times) < intensity
-
-    def backoff(self, cap: float) -> float:
-        # 1 s doubling to the cap, by recent restarts.
-        return min(cap, 2.0 ** max(0, len(self.restart_times) - 1))
 
     def summary(self, hang_timeout: float) -> dict[str, Any]:
         age = self.heartbeat_age()

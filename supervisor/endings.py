@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from trader.kernel.redact import scrub_url
 
 if TYPE_CHECKING:
-    from supervisor.app import Supervisor
     from supervisor.flatten import RoundResult
+    from supervisor.ports import EndingPort
 
 log = logging.getLogger("flatguard")
 
@@ -62,7 +62,7 @@ def _open(last: RoundResult | None, mode: str) -> str:
     return "still open: " + what
 
 
-def after_stop(sup: Supervisor, code: int) -> Ending:
+def after_stop(sup: EndingPort, code: int) -> Ending:
     """The ending of an orderly stop, from the journal's halt state and the last round."""
     mode = sup.cfg.supervisor.shutdown
     halt = sup.halt
@@ -92,7 +92,7 @@ def after_stop(sup: Supervisor, code: int) -> Ending:
     return Ending(code, "verified", text)
 
 
-def not_started(sup: Supervisor, error: str, code: int) -> Ending:
+def not_started(sup: EndingPort, error: str, code: int) -> Ending:
     traded = sup.children.get("trader") is not None and sup.children["trader"].proc is not None
     after = (f"; the trader had started: {NEXT_UP_RESUMES}" if traded
              else "; nothing traded, the run directory is clean")
@@ -119,7 +119,7 @@ def say(ending: Ending) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-async def deliver(sup: Supervisor, ending: Ending) -> None:
+async def deliver(sup: EndingPort, ending: Ending) -> None:
     """Alert, then stop the notifier in order (it drains what it holds, this included) before
     anything kills it: used where start-up failed or the supervisor crashed."""
     from trader.kernel.protocol import NOTIFIER

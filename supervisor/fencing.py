@@ -21,14 +21,14 @@ from trader.kernel import bus
 from trader.kernel.protocol import CONNECTOR, TRADER
 
 if TYPE_CHECKING:
-    from supervisor.app import Supervisor
+    from supervisor.ports import FencePort
 
 log = logging.getLogger("flatguard")
 
 TRADER_EXIT_WAIT = 5.0
 
 
-async def fence_trader(sup: Supervisor) -> None:
+async def fence_trader(sup: FencePort) -> None:
     trader = sup.children.get(TRADER)
     if trader is None or trader.pid is None:
         return
@@ -37,7 +37,7 @@ async def fence_trader(sup: Supervisor) -> None:
     await trader.wait_exit(TRADER_EXIT_WAIT)
 
 
-def clock_slack(sup: Supervisor) -> float:
+def clock_slack(sup: FencePort) -> float:
     """How far the exchange's clock may be ahead of ours, in s (the kill path measures it)."""
     fl = sup.flattener
     if fl is None:
@@ -48,7 +48,7 @@ def clock_slack(sup: Supervisor) -> float:
         return 1.0
 
 
-async def fence_orders(sup: Supervisor, reason: str) -> float:
+async def fence_orders(sup: FencePort, reason: str) -> float:
     """Fence the connector's order flow; return the wall time until which an order signed
     before the fence may still land."""
     window = sup.cfg.exchange.recv_window / 1000.0
@@ -87,7 +87,7 @@ async def fence_orders(sup: Supervisor, reason: str) -> float:
         req.close()
 
 
-async def unfence(sup: Supervisor) -> None:
+async def unfence(sup: FencePort) -> None:
     """``resume``: the connector serves a new trader again (a restarted one never was fenced)."""
     conn = sup.children.get(CONNECTOR)
     if conn is None or conn.pid is None:
@@ -107,7 +107,7 @@ async def unfence(sup: Supervisor) -> None:
         req.close()
 
 
-async def disarm_dms(sup: Supervisor) -> bool:
+async def disarm_dms(sup: FencePort) -> bool:
     """Ask the connector to disarm the exchange's dead-man switch (after a verified flat)."""
     conn = sup.children.get(CONNECTOR)
     if conn is None or conn.pid is None:

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from supervisor.app import Supervisor
+    from supervisor.ports import KillPathPort
 
 log = logging.getLogger("flatguard")
 
@@ -18,7 +18,7 @@ KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as faile
 KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
 
 
-async def check(sup: Supervisor) -> None:
+async def check(sup: KillPathPort) -> None:
     """Prove the kill path's own session with a signed read and fresh exchange time.
 
     Not ready two checks in a row: a critical alert (then again every KILLPATH_REALERT s while

@@ -3,7 +3,11 @@
 It is a transition of the supervisor's trading state (ARMED -> KILLING -> HALTED), never a flag
 set from anywhere: every trigger (trader exit, hang, no progress, in-process dead switch, a
 person's ``kill``, a fatal exchange error, the connector gone too long) calls ``trigger()``, and
-only the first one while a run is in progress starts it.
+only the first one while a run is in progress starts it. Which trigger a run (and HALTED) is
+named after is a rule, never a race: the first wins, and an orderly stop that flattens owns the
+account from the moment it is asked for (``hold``): a trigger during it fences the trader but
+starts no second flatten and never replaces the stop's ``shutdown``; it is settled when the stop
+ends (``settle``).
 
 Order matters (lesson 5, no fight loops): the trader's process group is SIGKILLed and reaped
 before the HALTED state is written, and HALTED is durable before the first exchange call. Then
@@ -83,6 +87,9 @@ class KillSwitch:
         self.last_verified: bool | None = None  # outcome of the last run, whatever the journal says
         self.trigger_name = ""
         self.flattening = False  # any flatten loop (a run, the watch's, an orderly stop's)
+        self.owner = ""  # an orderly stop holding the account (see hold)
+        self.deferred: tuple[str, str] | None = None  # the first trigger while held
+        self._fence_task: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
@@ -106,10 +113,45 @@ class KillSwitch:
         if self.running:
             log.info("kill switch already running; trigger=%s ignored reason=%s", trigger, reason)
             return False
+        if self.owner:
+            self.deferred = self.deferred or (trigger, reason)
+            log.warning("kill switch held by the %s; trigger=%s deferred reason=%s",
+                        self.owner, trigger, reason)
+            self._fence_task = asyncio.get_running_loop().create_task(self._fence_quietly())
+            return False
         self.stop_watching()
         self.trigger_name = trigger
         self.task = asyncio.get_running_loop().create_task(self._run(trigger, reason))
         return True
+
+    def hold(self, owner: str) -> None:
+        """An orderly stop that flattens owns the account (and the halt trigger) from now on."""
+        self.owner = self.owner or owner
+
+    def settle(self, flat: bool) -> bool:
+        """The held stop is over: a trigger deferred during it leaves the account HALTED by that
+        trigger, as its own run would have (verified flat if the stop proved it flat), unless
+        HALTED is already written (the stop's own unverified ``shutdown``, ``abort``, an earlier
+        run): that stands. True if HALTED was written here."""
+        d, self.deferred = self.deferred, None
+        if d is None:
+            return False
+        state = self._safely("journal", self.journal.halt_state)
+        if state is None or state.halted:
+            log.warning("kill switch: trigger=%s during the %s not recorded: HALTED (%s) stands",
+                        d[0], self.owner, getattr(state, "trigger", "?"))
+            return False
+        self._safely("journal (HALTED)", self.journal.set_halt,
+                     HaltState(True, d[1], d[0], time.time(), verified_flat=flat))
+        log.critical("KILL SWITCH trigger=%s during the %s: HALTED (%s)", d[0], self.owner,
+                     "verified flat" if flat else "the next up flattens first")
+        return True
+
+    async def _fence_quietly(self) -> None:
+        try:
+            await self.fence()
+        except Exception as e:  # noqa: BLE001
+            log.error("kill switch: fencing the trader failed: %s: %s", type(e).__name__, e)
 
     # --- our own I/O never stops the flatten ---------------------------------------------
 

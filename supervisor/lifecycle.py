@@ -24,11 +24,12 @@ import time
 import click
 
 from supervisor import endings, fencing, sdnotify
-from supervisor.app import EX_CONFIG, Supervisor
+from supervisor.app import Supervisor
+from supervisor.childspec import EX_CONFIG, stop_order
 from supervisor.errors import StartupError
 from trader.kernel import config, runpaths
 from trader.kernel.journal import HaltState
-from trader.kernel.protocol import COMMANDER, CONNECTOR, NOTIFIER, TRADER
+from trader.kernel.protocol import TRADER
 
 log = logging.getLogger("flatguard")
 
@@ -38,6 +39,7 @@ CHILD_STOP_TIMEOUT = 10.0
 
 async def orderly_stop(sup: Supervisor) -> int:
     sup.shutting_down = True
+    sup.hold_for_stop()  # normally done when the stop was asked for (request_stop)
     mode = sup.cfg.supervisor.shutdown
     sdnotify.stopping(f"orderly stop: shutdown={mode}")  # systemd: TimeoutStopSec from here
     code = 0
@@ -85,13 +87,18 @@ async def orderly_stop(sup: Supervisor) -> int:
         log.warning("orderly stop: not verified flat, the exchange's dead-man switch stays armed")
     # One alert says how it ended (supervisor/endings.py); the notifier goes last so it can
     # deliver it, and children obey only our SIGTERM (trader/sigterm.py), not the group's.
+    flat = verified and mode == "flatten"
+    if ks is not None:
+        ks.settle(flat)  # a trigger during this stop: HALTED by it, never a second flatten
     sup.ending = endings.after_stop(sup, code)
     sup.alert(sup.ending.level, sup.ending.title, sup.ending.text)
     # The notifier goes last so it can deliver the stop messages.
-    for name in (CONNECTOR, COMMANDER, NOTIFIER):
+    for name in stop_order():
         ch = sup.children.get(name)
         if ch is not None:
             await ch.stop(CHILD_STOP_TIMEOUT)
+    if ks is not None and ks.settle(flat):  # one that came while the children stopped
+        sup.ending = endings.after_stop(sup, code)  # the last line says it
     if sup.sim is not None:
         await sup.sim.stop()
     return code
@@ -136,7 +143,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
     sup = Supervisor(cfg, paths)
     loop = asyncio.get_running_loop()
     for sig in stop_signals():
-        loop.add_signal_handler(sig, sup.stop_requested.set)  # handlers only enqueue
+        loop.add_signal_handler(sig, sup.request_stop)  # handlers only enqueue
     code = 1
     ending: endings.Ending | None = None
     try:
@@ -145,7 +152,7 @@ async def run(cfg: config.Config, paths: runpaths.RunPaths) -> int:
         except StartupError as e:
             click.echo(f"error: {e}", err=True)
             trader = sup.children.get(TRADER)
-            if sup.journal is not None and (trader is None or trader.kernel.proc is None):
+            if sup.journal is not None and (trader is None or trader.proc is None):
                 sup.journal.end_run(sup.run_id)  # nothing traded: not an unclean end
             # A child's refusal is the set-up's fault: exit EX_CONFIG too, which the systemd
             # unit's RestartPreventExitStatus= lists, so it never restart-loops.

@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from supervisor.childspec import SPECS as CHILD_SPECS
+from supervisor.childspec import account_readers, session_holder
 from trader.kernel.metrics import SPECS
-from trader.kernel.protocol import CONNECTOR, TRADER
 
 if TYPE_CHECKING:
-    from supervisor.app import Supervisor
+    from supervisor.ports import MetricsPort
 
 ACCOUNT = frozenset({"flatguard_position_contracts", "flatguard_equity"})
 STATE = "flatguard_trading_state"
@@ -38,7 +39,7 @@ SIDES = ("buy", "sell")
 Sample = list[Any]  # [name, [[label, value], ...], value]
 
 
-def killpath_ready(sup: Supervisor) -> bool:
+def killpath_ready(sup: MetricsPort) -> bool:
     ks = sup.killswitch
     if ks is not None and ks.flattening:
         last = getattr(ks, "last_round", None)
@@ -47,7 +48,7 @@ def killpath_ready(sup: Supervisor) -> bool:
     return bool(sup.killpath_ready)
 
 
-def _sinks(sup: Supervisor) -> list[str]:
+def _sinks(sup: MetricsPort) -> list[str]:
     cfg = sup.cfg
     names = ["console"] + [k for k, sc in cfg.notify.sinks.items()
                            if sc.enabled and k not in ("console", "telegram")]
@@ -57,7 +58,7 @@ def _sinks(sup: Supervisor) -> list[str]:
     return names
 
 
-def zero_series(sup: Supervisor) -> Iterable[tuple[str, dict[str, str]]]:
+def zero_series(sup: MetricsPort) -> Iterable[tuple[str, dict[str, str]]]:
     """Every counter series known before its first event."""
     children = list(sup.children)
     for spec in SPECS.values():
@@ -98,11 +99,11 @@ class Truth:
         self.account: list[Sample] = []
         self._conn_errors = 0.0
 
-    def exchange_trouble(self, sup: Supervisor) -> bool:
+    def exchange_trouble(self, sup: MetricsPort) -> bool:
         """True once per rise of the connector's transient/fatal exchange errors: the
         supervisor then proves its kill path now, so killpath_ready drops within seconds of
         an outage instead of at the next killswitch.check_interval."""
-        conn = sup.children.get(CONNECTOR)
+        conn = sup.children.get(session_holder())
         if conn is None or conn.pid is None:
             return False
         n = sum(float(v) for name, lbl, v in conn.hb.metrics
@@ -111,7 +112,7 @@ class Truth:
         rose, self._conn_errors = n > self._conn_errors, n
         return rose
 
-    def samples(self, sup: Supervisor) -> list[Sample]:
+    def samples(self, sup: MetricsPort) -> list[Sample]:
         reg = sup.metrics
         for name, ch in sup.children.items():
             s = ch.summary(sup.hang_limit(name))
@@ -136,31 +137,35 @@ class Truth:
                 out.append([name, [list(p) for p in sorted(labels.items())], 0.0])
         return out
 
-    def _children(self, sup: Supervisor) -> list[Sample]:
+    def _children(self, sup: MetricsPort) -> list[Sample]:
         live = {n: ch for n, ch in sup.children.items() if ch.pid is not None}
-        trader = live.get(TRADER)
-        conn = live.get(CONNECTOR)
-        from_trader = trader is not None and any(m[0] in ACCOUNT for m in trader.hb.metrics)
+        first, fallback = account_readers()  # the trader's own, else the connector's
+        reader = live.get(first)
+        from_first = reader is not None and any(m[0] in ACCOUNT for m in reader.hb.metrics)
+        source = first if from_first else fallback
         out: list[Sample] = []
         account: list[Sample] = []
         for name, ch in live.items():
+            says_state = CHILD_SPECS[name].says_state
             for m in ch.hb.metrics:
                 if m[0] in ACCOUNT:
-                    if (name == TRADER) if from_trader else (name == CONNECTOR):
+                    if name == source:
                         account.append(m)
-                elif m[0] == STATE and name != TRADER:
+                elif m[0] == STATE and not says_state:
                     continue  # only the trader says its state; the supervisor says it otherwise
                 else:
                     out.append(m)
         if account:
             self.account = account
-        elif not from_trader and conn is None:
+        elif not from_first and fallback not in live:
             account = self.account  # nobody reads the account now: the last values known
             if sup.halt.verified_flat:  # ...except what the kill path proved since
                 account = [[n, lbl, 0.0 if n == "flatguard_position_contracts" else v]
                            for n, lbl, v in account]
         out += account
-        if trader is None or not any(m[0] == STATE for m in trader.hb.metrics):
+        stater = next((live[n] for n, s in CHILD_SPECS.items() if s.says_state and n in live),
+                      None)
+        if stater is None or not any(m[0] == STATE for m in stater.hb.metrics):
             state = sup.trading_state()  # HALTED, KILLING or STOPPED while the trader is down
             out += [[STATE, [["state", s]], 1.0 if s == state else 0.0] for s in STATES]
         return out

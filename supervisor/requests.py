@@ -21,7 +21,7 @@ from trader.kernel.payloads import Halt, Heartbeat
 from trader.kernel.protocol import SUPERVISOR, TRADER, SupervisorOp
 
 if TYPE_CHECKING:
-    from supervisor.app import Supervisor
+    from supervisor.ports import RequestPort
 
 log = logging.getLogger("flatguard")
 
@@ -29,7 +29,7 @@ RESUME_DISARM_WAIT = 2.0  # s
 
 
 class RequestHandlers:
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: RequestPort) -> None:
         self.sup = sup
         self.refusals: dict[str, str] = {}  # process -> why it refused (op refused)
         Op = SupervisorOp
