@@ -143,7 +143,6 @@ class Supervisor:
 
     async def _build_killpath(self) -> None:
         from trader.exchange.keys import KeysError, load_keys
-        from trader.exchange.session import build_exchange  # ccxt: only the supervisor's up pays
 
         ex_cfg = self.cfg.exchange
         try:
@@ -155,11 +154,9 @@ class Supervisor:
         key, secret = keys.key, keys.secret
         # The same ban board as the connector's: a ban any process saw is never called into.
         self.ban_board = BanBoard.in_run_dir(self.paths.root)
-        exchange = build_exchange(
-            "binanceusdm" if ex_cfg.id == "sim" else ex_cfg.id, url=ex_cfg.url,
-            ws_url=ex_cfg.ws_url, api_key=key, api_secret=secret, testnet=ex_cfg.testnet,
-            pro=False, timeout_ms=int(ex_cfg.timeout * 1000), ban_board=self.ban_board)
-        self.flattener = Flattener(exchange, ex_cfg.symbols, self.cfg.killswitch.recv_window)
+        # The connector's venue, its own REST session (supervisor/killpath.py).
+        self.flattener = killpath.open_flattener(ex_cfg, key, secret, self.ban_board,
+                                                 self.cfg.killswitch.recv_window)
         try:
             await asyncio.wait_for(self.flattener.prepare(), self.cfg.supervisor.ready_timeout)
         except Exception as e:

@@ -1,11 +1,12 @@
 """Closing one position for the kill path: reduce-only market orders, split and priced to pass.
 
 Split from ``flatten.py`` (which owns the session, the reads, the cancels and the round). What a
-close meets, decided by the shared taxonomy's code (``trader.exchange.errors``), never by
-matching error text:
+close meets, decided by the taxonomy's code and the venue's close quirks (``Venue``:
+``close_order``, ``price_band`` and the code sets; Binance USDⓈ-M's below), never by matching
+error text:
 
-* hedge mode: each side closes with its ``positionSide`` (Binance refuses ``reduceOnly`` there,
-  -1106); one-way: ``reduceOnly``;
+* the order's side and params come from the venue (Binance: hedge mode closes each side with
+  its ``positionSide``, which refuses ``reduceOnly``, -1106; one-way: ``reduceOnly``);
 * MARKET_LOT_SIZE: a position above the market's maximum market-order quantity is closed in
   several orders;
 * -4131 (price protection: the book beyond the PERCENT_PRICE band): an aggressive IOC limit inside
@@ -31,14 +32,11 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from trader.exchange import errors as E
+from trader.exchange.venues import Venue
 from trader.kernel.errors import FlatguardError
 
 log = logging.getLogger("flatguard")
 
-PRICE_PROTECTION = -4131
-REDUCE_ONLY_REJECTED = -2022
-# Refusals that mean "the filters we hold are stale" for a close we sized from them.
-FILTER_CODES = frozenset({-1111, -1013, -4003, -4005, -4013, -4014, -4016, -4023, -4024, -4164})
 IOC_SLIPPAGE = 0.02  # through the mark, when the market publishes no PERCENT_PRICE band
 BAND_USE = 0.9  # how much of the PERCENT_PRICE band an IOC close may use (mark moves meanwhile)
 
@@ -61,8 +59,10 @@ def contracts(p: dict[str, Any]) -> float:
 class Closer:
     """Closes positions through ``call`` (the flattener's classified, counted, ban-aware call)."""
 
-    def __init__(self, exchange: Any, call: Call, reload: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(self, exchange: Any, call: Call, reload: Callable[[], Awaitable[bool]],
+                 venue: Venue) -> None:
         self.ex = exchange
+        self.venue = venue
         self.call = call
         self.reload = reload
 
@@ -78,14 +78,8 @@ class Closer:
         if not math.isfinite(size):
             raise ValueError(f"{sym}: position size unreadable ({p.get('contracts')!r}); "
                              "cannot size a close")
-        pos_side = str((p.get("info") or {}).get("positionSide") or "BOTH").upper()
-        if pos_side in ("LONG", "SHORT"):
-            # Hedge mode: the side closes itself; Binance refuses reduceOnly there (-1106).
-            side = "sell" if pos_side == "LONG" else "buy"
-            params: dict[str, Any] = {"positionSide": pos_side}
-        else:
-            side = "sell" if p.get("side") == "long" else "buy"
-            params = {"reduceOnly": True}
+        how = self.venue.close_order(p)
+        side, params, pos_side = how.side, dict(how.params), how.position_side
         max_q = self._max_market_qty(sym, size)
         sent, left = 0, size
         while left > 0:
@@ -104,12 +98,12 @@ class Closer:
                 await self._send(sym, side, qty, params)
             except E.Rejected as e:
                 c = e.classification
-                if c.code == REDUCE_ONLY_REJECTED:
+                if c.code in self.venue.reduce_only_rejected_codes:
                     # Smaller than we read (closed meanwhile): the re-read decides what is left.
-                    log.warning("kill path: close of %s %s rejected as not reducing (-2022); "
-                                "re-reading", sym, pos_side)
+                    log.warning("kill path: close of %s %s rejected as not reducing (%s); "
+                                "re-reading", sym, pos_side, c.code)
                     break
-                if c.code in FILTER_CODES and await self.reload():
+                if c.code in self.venue.filter_codes and await self.reload():
                     log.warning("kill path: close of %s %s refused by a filter (code %s); "
                                 "markets reloaded, retrying with the new filters",
                                 sym, pos_side, c.code)
@@ -124,7 +118,7 @@ class Closer:
         try:
             await self.call(self.ex.create_order, sym, "market", side, qty, None, dict(params))
         except E.Rejected as e:
-            if e.classification.code != PRICE_PROTECTION:
+            if e.classification.code not in self.venue.price_protection_codes:
                 raise
             await self._ioc_close(sym, side, qty, params)
 
@@ -139,10 +133,9 @@ class Closer:
             mark = float(ticker.get("last") or ticker.get("close") or ticker.get("bid") or 0)
         if not mark or not math.isfinite(mark):
             raise ValueError(f"{sym}: no usable mark or last price for an IOC close")
-        band = next((f for f in (market.get("info") or {}).get("filters") or []
-                     if f.get("filterType") == "PERCENT_PRICE"), None)
+        band = self.venue.price_band(market)
         if band is not None:
-            up, down = float(band["multiplierUp"]), float(band["multiplierDown"])
+            up, down = band
             factor = 1 - (1 - down) * BAND_USE if side == "sell" else 1 + (up - 1) * BAND_USE
         else:
             factor = 1 - IOC_SLIPPAGE if side == "sell" else 1 + IOC_SLIPPAGE

@@ -15,8 +15,9 @@ One round, in this order, each step's requests counted (``RoundResult.requests``
    positions shrink (partial fills); the last re-read is the verify read of the positions;
 4. verify: read both kinds of open orders again.
 
-Errors go through the connector's taxonomy (``trader.exchange.errors.classify``, per call): a
-close refused for a filter reloads the markets and retries (``closes.py``); any other failure
+Errors go through the connector's taxonomy (``trader.exchange.errors.classify``, per call, with
+the venue's rules: the same ``Venue`` the connector uses, ``trader/exchange/venues``): a close
+refused for a filter reloads the markets and retries (``closes.py``); any other failure
 fails the round with the classification's description, and the caller's loop retries after its
 backoff. A rate limit or ban (``DDoSProtection``/``RateLimitExceeded``, also raised without
 sending by a shared ban board) stops the round at once: every later call of the round is refused
@@ -41,6 +42,7 @@ import ccxt.async_support as ccxt
 
 from supervisor.closes import BelowLotStep, Closer, contracts
 from trader.exchange import errors as E
+from trader.exchange.venues import Venue, venue_for
 from trader.kernel.redact import scrub_url
 
 log = logging.getLogger("flatguard")
@@ -50,16 +52,10 @@ CLOSE_PASSES = 5  # re-read and close again while the positions shrink (partial 
 RELOAD_INTERVAL = 30.0  # s between filter-triggered market reloads (a refusal that outlives a
 #                        reload is not fixed by reloading every 5 s round)
 
-# Venues whose conditional (trigger/algo) orders have their own read and cancel in ccxt, and the
-# params that reach them. Binance moved its futures' STOP/TAKE_PROFIT/trailing orders to the
-# algo-order endpoints in December 2025 (ccxt 4.5.90 with trigger=True: GET
-# /fapi/v1/openAlgoOrders, DELETE /fapi/v1/algoOpenOrders). A venue not listed has only regular
-# orders as far as the flatten can see; list it when ccxt keeps its conditional orders apart.
-# The kill path proves the conditional read at start-up (``prove``), like the regular one.
-CONDITIONAL_ORDERS: dict[str, dict[str, Any]] = {
-    "binanceusdm": {"trigger": True},
-    "binancecoinm": {"trigger": True},
-}
+# A venue's conditional (trigger/algo) orders have their own read and cancel in ccxt where
+# ``Venue.conditional`` gives the params that reach them (Binance USDⓈ-M: trigger=True, its
+# algo-order endpoints since December 2025); empty: only regular orders as far as the flatten
+# can see. The kill path proves the conditional read at start-up (``prove``), like the regular one.
 
 
 @dataclass
@@ -138,25 +134,26 @@ def _order_line(o: dict[str, Any], conditional: bool) -> str:
 
 class Flattener:
     def __init__(self, exchange: Any, symbols: tuple[str, ...], recv_window_ms: int, *,
-                 conditional: dict[str, Any] | None = None,
+                 venue: Venue | None = None, conditional: dict[str, Any] | None = None,
                  reload_interval: float = RELOAD_INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """``conditional``: the params that reach the venue's conditional orders; by default
-        from ``CONDITIONAL_ORDERS`` (``{}``: the venue has only regular orders)."""
+        """``venue``: the connector's (default: the one for ``exchange.id``; an exchange without
+        a venue module is refused, ``UnsupportedVenue``). ``conditional``: the params that reach
+        the venue's conditional orders; by default the venue's (``{}``: only regular orders)."""
+        self.venue = venue if venue is not None else venue_for(exchange.id)
         self.ex = exchange
         self.symbols = symbols
         self.ex.options["recvWindow"] = recv_window_ms
         self.ex.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
         self.ex.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
-        self.conditional = dict(CONDITIONAL_ORDERS.get(exchange.id, {}) if conditional is None
-                                else conditional)
+        self.conditional = dict(self.venue.conditional if conditional is None else conditional)
         self.reload_interval = reload_interval
         self.clock = clock
         self.offset_loaded_at = 0.0
         self.reloaded_at = -math.inf
         self.hedged: bool | None = None  # position mode, when the exchange can tell
         self.requests_total = 0
-        self.closer = Closer(exchange, self._call, self._reload_markets)
+        self.closer = Closer(exchange, self._call, self._reload_markets, self.venue)
         self._install_hooks()
 
     def _install_hooks(self) -> None:
@@ -239,7 +236,7 @@ class Flattener:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
-                c = E.classify(call, e, status=seen.status if seen.status and seen.status >= 400
+                c = E.classify(call, e, self.venue.rules, status=seen.status if seen.status and seen.status >= 400
                                else None, endpoint=seen.endpoint or None)
                 if c.kind is E.Kind.TRANSIENT and (
                         isinstance(e, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))

@@ -1,6 +1,8 @@
-"""The kill path's readiness: its own exchange session proven with a signed read, regularly.
+"""The kill path's own exchange session, and its readiness proven with a signed read, regularly.
 
-A revoked key, a dead route or a broken clock must be found now, not at kill time.
+The session is built with the same venue as the connector's (``venue_for(exchange.id)``: the
+same error rules, close quirks and conditional orders), REST only. A revoked key, a dead route
+or a broken clock must be found now, not at kill time.
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from supervisor.errors import StartupError
+from supervisor.flatten import Flattener
+from trader.exchange.ban import BanBoard
+from trader.kernel.config import ExchangeConfig
+
 if TYPE_CHECKING:
     from supervisor.ports import KillPathPort
 
@@ -16,6 +23,27 @@ log = logging.getLogger("flatguard")
 
 KILLPATH_PROOF_TIMEOUT = 20.0  # s; a proof that hangs this long counts as failed
 KILLPATH_REALERT = 3600.0  # s between repeated "not ready" alerts while it stays broken
+
+
+def open_flattener(xc: ExchangeConfig, key: str, secret: str, ban_board: BanBoard,
+                   recv_window_ms: int) -> Flattener:
+    """The kill path's session (not yet prepared): the venue's ccxt class at ``exchange.url``,
+    its needed capabilities checked. Refuses (``StartupError``) an id without a venue module."""
+    from trader.exchange.session import build_exchange  # ccxt: only the supervisor's up pays
+    from trader.exchange.venues import UnsupportedVenue, missing_capabilities, venue_for
+
+    try:
+        venue = venue_for(xc.id)
+    except UnsupportedVenue as e:
+        raise StartupError(str(e)) from None
+    exchange = build_exchange(
+        venue.id, url=xc.url, ws_url=xc.ws_url, api_key=key, api_secret=secret,
+        testnet=xc.testnet, pro=False, timeout_ms=int(xc.timeout * 1000), ban_board=ban_board)
+    missing = missing_capabilities(exchange, venue.needs)
+    if missing:  # nothing was sent yet: the session holds no connection to close
+        raise StartupError(f"exchange.id = {xc.id!r}: the kill path's ccxt {exchange.id} lacks "
+                           f"what the {venue.id} venue needs: {', '.join(missing)}")
+    return Flattener(exchange, xc.symbols, recv_window_ms, venue=venue)
 
 
 async def check(sup: KillPathPort) -> None:

@@ -121,14 +121,19 @@ def keys(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
 
 
 def exchange_id(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
+    """Only an id with a venue module runs (``trader/exchange/venues``): never another venue's
+    error codes and close rules."""
+    from trader.exchange.venues import VENUES, supported
+
     ex = cfg.exchange
-    if ex.id == "sim":
+    if ex.id in VENUES:
         return []
     import ccxt  # the supervisor pays this import anyway (its kill path's session)
 
-    if ex.id not in ccxt.exchanges:
-        return [f"exchange.id = {ex.id!r} is not a ccxt exchange id (e.g. 'binanceusdm')"]
-    return []
+    what = ("has no venue module in flatguard" if ex.id in ccxt.exchanges
+            else "is not a ccxt exchange id")
+    return [f"exchange.id = {ex.id!r} {what}; supported venues: {', '.join(supported())} "
+            "(adding one: trader/exchange/venues/base.py)"]
 
 
 def strategy(cfg: config.Config, env: Mapping[str, str]) -> list[str]:

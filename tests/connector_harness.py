@@ -29,6 +29,7 @@ import zmq
 
 from trader.kernel import bus, config, runpaths, wire
 from trader.sim.server import SimServer
+from trader.sim.state import SIM_API_KEY, SIM_API_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,7 +190,8 @@ class ConnectorProc:
         self.paths.config_json.write_text(config.dumps(self.cfg))
         self.plumbing = Plumbing(self.paths)
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.env.pop("FLATGUARD_API_KEY", None) if env is None else None
+        if env is None:  # the sim's keys, as the supervisor passes them (never a developer's)
+            self.env.update(FLATGUARD_API_KEY=SIM_API_KEY, FLATGUARD_API_SECRET=SIM_API_SECRET)
         self.stderr_path = self.dir / "connector.err"
         self.proc: subprocess.Popen[bytes] | None = None
         self.req: bus.SyncRequester | None = None

@@ -21,6 +21,7 @@ from trader.exchange.clock import ExchangeClock
 from trader.exchange.feed import WsFeed
 from trader.exchange.ratelimit import RateLimits
 from trader.exchange.session import build_exchange
+from trader.exchange.venues.binanceusdm import RULES
 from trader.sim.state import SIM_API_KEY, SIM_API_SECRET
 
 pytestmark = pytest.mark.integration
@@ -90,7 +91,7 @@ def run_feed(sim: SimThread, body: Callable[[WsFeed, Recorder, list[E.Classifica
         limits = RateLimits()
         install_recorder(ex, limits)
         fatal: list[E.Classification] = []
-        guard = Guard(limits, ExchangeClock(ex), retry_budget=3, retry_window=30.0,
+        guard = Guard(limits, ExchangeClock(ex), rules=RULES, retry_budget=3, retry_window=30.0,
                       on_fatal=fatal.append)
         rec = Recorder()
         feed = WsFeed(ex, guard, [BTC], rec, **kw)

@@ -30,6 +30,7 @@ from trader.exchange.reconcile import (
     position_row,
     rest_state,
 )
+from trader.exchange.venues.binanceusdm import RULES
 from trader.kernel import wire
 from trader.kernel.bus import RequestError
 from trader.kernel.metrics import METRICS
@@ -168,7 +169,8 @@ def test_guard_turns_an_unparseable_answer_into_bad_data_not_fatal(h: SimHarness
     limits = RateLimits()
     install_recorder(ex, limits)
     fatal: list[E.Classification] = []
-    g = Guard(limits, ExchangeClock(ex), retry_budget=3, retry_window=30, on_fatal=fatal.append)
+    g = Guard(limits, ExchangeClock(ex), rules=RULES, retry_budget=3, retry_window=30,
+              on_fatal=fatal.append)
 
     async def main() -> None:
         await ex.load_markets()

@@ -25,10 +25,10 @@ import zmq
 from trader.connector import fence, ops
 from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
-from trader.connector.startup import Refusal, start_session
+from trader.connector.startup import Refusal, Session, confirm_start, start_session
 from trader.exchange import errors as E
 from trader.exchange.ban import BanBoard
-from trader.exchange.calls import Guard, install_recorder
+from trader.exchange.calls import Guard
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.dms import DeadManSwitch
 from trader.exchange.feed import PollFeed, WsFeed
@@ -195,7 +195,8 @@ class Connector:
 
     async def main(self) -> int:
         try:
-            self.ex = await start_session(self)
+            self.attach(await start_session(self))
+            await confirm_start(self)
         except Refusal as r:
             log.error("event=start_refused reason=%r", str(r))
             self.notify(CRITICAL, "connector refused to start", str(r))
@@ -369,13 +370,10 @@ class Connector:
     async def reconcile_quietly(self, why: str) -> None:
         await self._quiet(self.reconcile(why))
 
-    # --- wiring used by startup -------------------------------------------------------------
+    # --- the session start-up built ---------------------------------------------------------
 
-    def wire(self, ex: Any) -> None:
-        self.ex = ex
-        fence.install(ex)  # outermost: a fenced create never reaches the ban check or the wire
-        install_recorder(ex, self.limits)
-        self.clock = ExchangeClock(ex, self.warn)
-        self.guard = Guard(self.limits, self.clock, retry_budget=self.xc.retry_budget,
-                           retry_window=self.xc.retry_window, on_fatal=self.on_fatal,
-                           on_ok=self.on_ok)
+    def attach(self, s: Session) -> None:
+        """Take the exchange session ``startup.start_session`` built and proved."""
+        self.session = s
+        self.ex, self.clock, self.guard, self.tradable = s.exchange, s.clock, s.guard, s.tradable
+        self.feed, self.dms = s.feed, s.dms

@@ -1,5 +1,5 @@
-"""Exchange access: the ccxt session factory (connector-side code builds on it)."""
+"""Exchange access: the taxonomy (``errors``), guarded calls, clock, rate limits, the ccxt session
+factory (``session``) and ``venues/<id>.py``, everything one exchange does its own way.
 
-from trader.exchange.session import build_exchange, default_ws_url, is_loopback
-
-__all__ = ["build_exchange", "default_ws_url", "is_loopback"]
+Nothing is imported here, so ``trader.exchange.venues`` can be read without paying for ccxt.
+"""

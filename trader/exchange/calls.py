@@ -58,15 +58,19 @@ def _path(url: str) -> str:
     return "/" + rest.split("/", 1)[1].split("?", 1)[0] if "/" in rest else "/"
 
 
-def install_recorder(ex: Any, limits: RateLimits) -> None:
-    """Hook ccxt's per-response callback: weight headers for every response, and the status and
-    endpoint of the current call (a context variable, so concurrent calls never mix them up)."""
+def install_recorder(ex: Any, limits: RateLimits,
+                     weight_of: Callable[[Any], int | None] | None = None) -> None:
+    """Hook ccxt's per-response callback: the weight used, read from every response's headers by
+    the venue's ``weight_of`` (None: not read), and the status and endpoint of the current call
+    (a context variable, so concurrent calls never mix them up)."""
     orig = ex.on_rest_response
 
     def hook(code: Any, reason: Any, url: str, method: str, headers: Any, body: Any,
              req_headers: Any, req_body: Any) -> Any:
         try:
-            limits.observe(headers, int(code))
+            used = weight_of(headers) if weight_of is not None else None
+            if used is not None:
+                limits.observe(used)
             seen = _SEEN.get()
             if seen is not None:
                 seen.status, seen.endpoint = int(code), f"{method} {_path(url)}"
@@ -78,10 +82,13 @@ def install_recorder(ex: Any, limits: RateLimits) -> None:
 
 
 class Guard:
-    def __init__(self, limits: RateLimits, clock: ExchangeClock, *, retry_budget: int,
-                 retry_window: float, on_fatal: Callable[[E.Classification], None],
+    def __init__(self, limits: RateLimits, clock: ExchangeClock, *, rules: E.Rules,
+                 retry_budget: int, retry_window: float,
+                 on_fatal: Callable[[E.Classification], None],
                  on_ok: Callable[[], None] | None = None) -> None:
+        """``rules``: the venue's (``Venue.rules``): every failure is classified by them."""
         self.limits = limits
+        self.rules = rules
         self.clock = clock
         self.retry_budget = retry_budget
         self.retry_window = retry_window
@@ -149,7 +156,7 @@ class Guard:
             # A watch's own failure is on its socket: REST calls ccxt makes inside it (a
             # listen key, a position snapshot) must not lend it their endpoint or status.
             rest = not call.startswith("watch_")
-            c = E.classify(call, e, status=seen.status if rest and seen.status and
+            c = E.classify(call, e, self.rules, status=seen.status if rest and seen.status and
                            seen.status >= 400 else None,
                            endpoint=(seen.endpoint or None) if rest else None)
             raise self._fail(c, counted) from e

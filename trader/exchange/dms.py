@@ -1,8 +1,7 @@
 """The exchange-side dead-man switch: orders are cancelled by the exchange if we go silent.
 
-Binance USDⓈ-M: ``POST /fapi/v1/countdownCancelAll {symbol, countdownTime(ms)}`` per symbol
-(ccxt has no unified call for it: ``fapiPrivatePostCountdownCancelAll``); elsewhere ccxt's
-``cancel_all_orders_after(timeout_ms)`` where the exchange supports it. It is refreshed every
+How it is armed is the venue's (``Venue.dms_mode``/``dms_set``; Binance USDⓈ-M:
+``countdownCancelAll`` per symbol); a venue without one has mode "none". It is refreshed every
 ``dms_interval`` only while the trader's ``alive`` is fresh: a hung trader stops the refresh and
 the exchange cancels its orders after ``dms_timeout`` (it does not close positions; the
 supervisor's kill switch does).
@@ -22,6 +21,7 @@ import time
 from typing import Any
 
 from trader.exchange.calls import Guard
+from trader.exchange.venues.base import Venue
 from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.dms")
@@ -29,26 +29,20 @@ log = logging.getLogger("flatguard.dms")
 
 class DeadManSwitch:
     def __init__(self, ex: Any, guard: Guard, symbols: list[str], interval: float,
-                 timeout: float) -> None:
+                 timeout: float, *, venue: Venue) -> None:
         self.ex = ex
+        self.venue = venue
         self.guard = guard
         self.symbols = list(symbols)
         self.interval = interval
         self.timeout_ms = int(round(timeout * 1000))
         self.armed: set[str] = set()
         self.next_at = 0.0  # monotonic
-        self.mode = self._mode()
+        self.mode = venue.dms_mode(ex)
         self.stopped = False
         self.disarmed_at: float | None = None  # monotonic; refresh resumes at the next alive
         self.set_at = 0.0  # monotonic time of the last countdown sent
         self._lock = asyncio.Lock()
-
-    def _mode(self) -> str:
-        if hasattr(self.ex, "fapiPrivatePostCountdownCancelAll") and self.ex.id.startswith("binance"):
-            return "countdown"
-        if self.ex.has.get("cancelAllOrdersAfter"):
-            return "after"
-        return "none"
 
     def due(self) -> bool:
         return not self.stopped and self.mode != "none" and time.monotonic() >= self.next_at
@@ -79,17 +73,10 @@ class DeadManSwitch:
             await self._set(0)  # even if not armed by us: a connector before us may have
 
     async def _set(self, ms: int) -> None:
-        if self.mode == "countdown":
-            for sym in self.symbols:
-                mid = self.ex.market(sym)["id"]
-                await self.guard.call("countdown_cancel_all", self.ex.fapiPrivatePostCountdownCancelAll,
-                                      {"symbol": mid, "countdownTime": ms}, essential=True)
-                self._mark(sym, ms > 0)
-        elif self.mode == "after":
-            await self.guard.call("cancel_all_orders_after", self.ex.cancel_all_orders_after, ms,
-                                  essential=True)
-            for sym in self.symbols:
-                self._mark(sym, ms > 0)
+        for sym in self.symbols if self.mode != "none" else ():
+            # one at a time: a symbol is marked armed once the exchange has it
+            await self.venue.dms_set(self.ex, self.guard.call, [sym], ms)
+            self._mark(sym, ms > 0)
         log.info("event=dms_%s timeout_ms=%d symbols=%d", "armed" if ms else "disarmed", ms,
                  len(self.symbols))
 

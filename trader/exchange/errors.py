@@ -1,14 +1,14 @@
 """The error taxonomy: every failed exchange call is exactly one of TRANSIENT, REJECTED or FATAL.
 
-Why a table of our own: ccxt's classes say too little and sometimes the wrong thing. A retired
+Why rules of our own: ccxt's classes say too little and sometimes the wrong thing. A retired
 endpoint answering HTTP 404/410 with no JSON body surfaces as ``ExchangeNotAvailable`` (a
-``NetworkError``: "retry me"); an unknown Binance code is a bare ``ExchangeError``; Binance's
-futures codes (-2019, -2022 ...) are only mapped when the base URL is ``fapi.binance.com``; and
-ccxt turns -2015 into ``DDoSProtection`` once a key has authenticated. So the decision is made
-here, in this order:
+``NetworkError``: "retry me"); an unknown exchange code is a bare ``ExchangeError``; and a
+venue's codes are mapped by ccxt only for the hosts it knows. So the decision is made here, with
+the venue's rules (:class:`Rules`, built by ``trader/exchange/venues/<id>.py``), in this order:
 
-1. **exchange code** parsed from the error body (``binanceusdm {"code":-2019,"msg":"..."}``),
-   per call group; a code that is present but has no row for that call is FATAL;
+1. **exchange code** parsed from the error body (``{"code":-2019,"msg":"..."}``), per call
+   group, from the venue's code rows; a code that is present but has no row for that call is
+   FATAL (a venue without code rows therefore turns every coded error into FATAL);
 2. **HTTP status** (recorded from the response, or parsed from ccxt's message);
 3. **ccxt class** (most specific first);
 4. anything else: FATAL.
@@ -23,39 +23,21 @@ Recovery policy per kind:
 * TRANSIENT: retry with capped exponential backoff within the budget (``exchange.retry_budget``
   consecutive failures and ``exchange.retry_window`` seconds without success, per call). A
   transient error that outlives its budget becomes FATAL. A ``create_order`` is never retried:
-  one whose outcome is unknown (timeout, 5xx, -1007) is looked up by client order id, after its
-  recvWindow has run out if not found at once, and reported not placed if the exchange does
-  not have it (``connector/orders.py``); one refused unprocessed is reported not placed.
+  one whose outcome is unknown (timeout, 5xx, a venue's "status unknown" code) is looked up by
+  client order id, after its recvWindow has run out if not found at once, and reported not
+  placed if the exchange does not have it (``connector/orders.py``); one refused unprocessed is
+  reported not placed.
 * REJECTED: this order (or this symbol's set-up) is refused; trading continues. On a cancel,
   "unknown order" means it is already gone: success. On a lookup it means "never placed".
 * FATAL: stop trading, ask the supervisor to halt (kill switch: flatten), alert a person naming
   the call and the endpoint.
 
-The table (the README copies it):
+The venue-neutral rows (the README copies them; each venue module lists its code rows):
 
 =========  ============================  =========  ==========================================
 match      meaning                       calls      kind
 =========  ============================  =========  ==========================================
-code -1000 unknown error on server       any        fatal (unknown outcome, unknown cause)
-code -1001 exchange disconnected/maint.  any        transient
-code -1003 request weight exceeded       any        transient (honour Retry-After)
-code -1007 backend timeout, status unkn. any        transient (create: look the id up first)
-code -1008 server overloaded             any        transient
-code -1015 too many new orders           order      transient
-code -1021 timestamp outside recvWindow  any        transient (resync exchange time, retry)
-code -1002/-1022/-2014/-2015/-2008       any        fatal (key, signature, IP or permission)
-code -1131 recvWindow too large          any        fatal (configuration)
-code -1125 listen key does not exist     user strm. transient (new listenKey, stream restarted,
-                                                    REST reconcile after it reconnects)
-code -1013/-1111/-1102/-1106/-1115/-1116/-1117/-1121/-2010/-2019/-2021/-2022/-4003/-4005/
-     -4014/-4023/-4061/-4131/-4164/-5022 order      rejected (filters, precision, margin,
-                                                    reduce-only, price limits, post-only)
-code -4116 duplicate client order id     create     rejected, resolved by looking the id up
-code -2011/-2013 unknown order           cancel     rejected = already gone (success)
-                                         lookup     rejected = never placed
-code -4028/-1121/-4161 leverage refused  setup      rejected (that symbol is not traded)
-code -4046/-4059 no change needed        setup      rejected (nothing to do)
-any other code, or a listed code on another call    fatal
+any code without a row for this call                fatal
 status 404/410 endpoint gone             any        fatal
 status 401/403 unauthorised / WAF        any        fatal
 status 418/429 IP ban / rate limit       any        transient (honour Retry-After)
@@ -76,15 +58,25 @@ Not classified at all: a request our side refused to send (:class:`NotSent`: fen
 over the weight share), and an answer ccxt could not parse (a ``ValueError`` after a 2xx, e.g.
 ``"NaN"`` where its Precise wants a number), which is bad data (``numbers.py``), not a failed
 call. A request to a host on the ban board fails unsent as ``DDoSProtection`` (transient).
+
+Exceptions (all :class:`~trader.kernel.errors.FlatguardError`, the reply kind as data)::
+
+    ExchangeCallError   a classified failure; kind = the classification's kind
+    ├── Fatal           stop trading, halt, flatten, alert
+    ├── Rejected        this order / set-up refused; trading continues
+    └── Transient       retry within budget (raised to code that chose one attempt)
+    NotSent             kind "rejected": nothing left this process; the caller decides
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
+from trader.kernel.errors import FlatguardError
 from trader.kernel.redact import scrub_url
 
 
@@ -114,46 +106,21 @@ class Rule:
     #                    "relisten" (user stream: new listen key, reconnect, reconcile)
 
 
-def _rules(codes: tuple[int, ...], *rules: Rule) -> dict[int, tuple[Rule, ...]]:
+def rules_for(codes: tuple[int, ...], *rules: Rule) -> dict[int, tuple[Rule, ...]]:
+    """The same rules for several codes (a venue's code table is built from these)."""
     return {c: rules for c in codes}
 
 
 _T, _R, _F = Kind.TRANSIENT, Kind.REJECTED, Kind.FATAL
-_AUTH = "the API key, its signature, IP allow-list or permissions were refused: check the key"
-_REJ = "the exchange refused this order (filters, precision, margin or reduce-only): not retried"
+AUTH = "the API key, its signature, IP allow-list or permissions were refused: check the key"
+ORDER_REFUSED = ("the exchange refused this order (filters, precision, margin or reduce-only): "
+                 "not retried")
 
-CODE_RULES: dict[int, tuple[Rule, ...]] = {
-    -1000: (Rule(_F, ANY, "the exchange reports an unknown internal error: outcome unknown"),),
-    -1001: (Rule(_T, ANY, "exchange disconnected (maintenance?): retrying", "lookup"),),
-    -1003: (Rule(_T, ANY, "request weight exceeded: backing off (Retry-After)"),),
-    -1007: (Rule(_T, ANY, "exchange backend timeout, status unknown: resolving", "lookup"),),
-    -1008: (Rule(_T, ANY, "exchange overloaded: retrying", "lookup"),),
-    -1015: (Rule(_T, ORDER_CALLS, "too many new orders: backing off"),),
-    -1021: (Rule(_T, ANY, "timestamp outside recvWindow: resyncing exchange time", "resync"),),
-    **_rules((-1002, -1022, -2014, -2015, -2008), Rule(_F, ANY, _AUTH)),
-    -1131: (Rule(_F, ANY, "recvWindow too large: fix exchange.recv_window (<= 60000)"),),
-    -1125: (Rule(_T, USER_STREAM_CALLS, "listen key gone (expired): restarting the user-data "
-                 "stream with a new one", "relisten"),),
-    # -1100 illegal characters (a client id), -4013/-4016/-4024 price outside its filters or
-    # band, -4120 a conditional type sent to the regular endpoint: this order, not us.
-    **_rules((-1013, -1100, -1111, -1102, -1106, -1115, -1116, -1117, -2010, -2019, -2021,
-              -2022, -4003, -4005, -4013, -4014, -4016, -4023, -4024, -4061, -4120, -4131,
-              -4164, -5022),
-             Rule(_R, ORDER_CALLS, _REJ)),
-    -1121: (Rule(_R, ORDER_CALLS | SETUP_CALLS, "invalid symbol on this exchange"),),
-    -4116: (Rule(_R, frozenset({"create_order"}), "duplicate client order id: already placed",
-                 "lookup"),),
-    **_rules((-2011, -2013),
-             Rule(_R, CANCEL_CALLS, "order already gone: counts as cancelled", "gone"),
-             Rule(_R, LOOKUP_CALLS, "no such order: it was never placed", "absent")),
-    **_rules((-4028, -4161), Rule(_R, SETUP_CALLS, "leverage refused: symbol not traded")),
-    **_rules((-4046, -4059), Rule(_R, SETUP_CALLS, "no change needed")),
-}
 
 STATUS_RULES: dict[int, Rule] = {
     404: Rule(_F, ANY, "endpoint gone (HTTP 404): the exchange retired it; update flatguard"),
     410: Rule(_F, ANY, "endpoint gone (HTTP 410): the exchange retired it; update flatguard"),
-    401: Rule(_F, ANY, "unauthorised (HTTP 401): " + _AUTH),
+    401: Rule(_F, ANY, "unauthorised (HTTP 401): " + AUTH),
     403: Rule(_F, ANY, "forbidden (HTTP 403, WAF or permissions): check the key and IP"),
     418: Rule(_T, ANY, "IP banned for too many requests (HTTP 418): waiting Retry-After"),
     429: Rule(_T, ANY, "rate limited (HTTP 429): waiting Retry-After"),
@@ -163,12 +130,12 @@ STATUS_RULES: dict[int, Rule] = {
 # (ccxt class name, rule for order calls, rule for other calls); most specific first.
 _FATAL_CLASS = Rule(_F, ANY, "the exchange refused the request as malformed or unsupported")
 CLASS_RULES: tuple[tuple[str, Rule], ...] = (
-    ("AuthenticationError", Rule(_F, ANY, _AUTH)),  # includes PermissionDenied, AccountSuspended
+    ("AuthenticationError", Rule(_F, ANY, AUTH)),  # includes PermissionDenied, AccountSuspended
     ("NotSupported", Rule(_F, ANY, "the exchange does not support this call")),
     ("OrderNotFound", Rule(_R, CANCEL_CALLS, "order already gone: counts as cancelled", "gone")),
     ("OrderNotFound", Rule(_R, LOOKUP_CALLS, "no such order: it was never placed", "absent")),
     ("DuplicateOrderId", Rule(_R, frozenset({"create_order"}), "duplicate client id", "lookup")),
-    ("InvalidOrder", Rule(_R, ORDER_CALLS, _REJ)),
+    ("InvalidOrder", Rule(_R, ORDER_CALLS, ORDER_REFUSED)),
     ("InsufficientFunds", Rule(_R, ORDER_CALLS, "insufficient margin: order refused")),
     ("BadRequest", _FATAL_CLASS),
     ("ArgumentsRequired", _FATAL_CLASS),
@@ -183,6 +150,19 @@ CLASS_RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 UNKNOWN = Rule(_F, ANY, "unrecognised failure: unknown means fatal")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One venue's rules: its code rows (none: every coded error is fatal), then the HTTP status
+    and ccxt class rows (venue-neutral by default)."""
+
+    codes: Mapping[int, tuple[Rule, ...]] = field(default_factory=dict)
+    statuses: Mapping[int, Rule] = field(default_factory=lambda: STATUS_RULES)
+    classes: tuple[tuple[str, Rule], ...] = CLASS_RULES
+
+
+NO_CODES = Rules()  # a venue that publishes no codes we know: status and class rows only
 
 
 @dataclass(frozen=True)
@@ -209,13 +189,13 @@ class Classification:
         return scrub_url(", ".join(bits) + f" -- {self.action}")
 
 
-class ExchangeCallError(Exception):
-    """A classified failure of one exchange call; ``kind`` is what the bus Responder replies."""
+class ExchangeCallError(FlatguardError):
+    """A classified failure of one exchange call; ``kind`` (the classification's) is what the
+    bus Responder replies."""
 
     def __init__(self, c: Classification) -> None:
-        super().__init__(c.describe())
+        super().__init__(c.describe(), kind=str(c.kind))
         self.classification = c
-        self.kind = str(c.kind)
 
 
 class Fatal(ExchangeCallError):
@@ -230,7 +210,7 @@ class Transient(ExchangeCallError):
     """Policy: retry within budget. Raised only to code that chose a single attempt."""
 
 
-class NotSent(Exception):
+class NotSent(FlatguardError):
     """Our side refused to send the request (fenced, banned, over the weight share): nothing
     left this process, so it is never classified or counted. Policy: reply ``kind``; the
     caller decides (an order is reported not placed)."""
@@ -286,9 +266,9 @@ def _class_names(exc: BaseException) -> list[str]:
     return [k.__name__ for k in type(exc).__mro__]
 
 
-def classify(call: str, exc: BaseException, *, status: int | None = None,
+def classify(call: str, exc: BaseException, rules: Rules, *, status: int | None = None,
              endpoint: str | None = None) -> Classification:
-    """Decide the kind of one failure of ``call``. Pure: no I/O, no state."""
+    """Decide the kind of one failure of ``call`` by the venue's ``rules``. Pure: no I/O."""
     text = str(exc)
     code, msg = parse_code(text)
     ep, st = parse_http(text)
@@ -302,15 +282,15 @@ def classify(call: str, exc: BaseException, *, status: int | None = None,
                               rule.action, rule.outcome, matched)
 
     if code is not None:
-        for rule in CODE_RULES.get(code, ()):
+        for rule in rules.codes.get(code, ()):
             if rule.calls is None or call in rule.calls:
                 return made(rule, f"code {code}")
-        known = code in CODE_RULES
+        known = code in rules.codes
         why = f"code {code} is not expected on {call}" if known else f"unknown code {code}"
         return made(Rule(_F, ANY, why + ": unknown means fatal"), f"code {code}")
-    if status is not None and status in STATUS_RULES:
-        return made(STATUS_RULES[status], f"status {status}")
-    for cls, rule in CLASS_RULES:
+    if status is not None and status in rules.statuses:
+        return made(rules.statuses[status], f"status {status}")
+    for cls, rule in rules.classes:
         if cls in names and (rule.calls is None or call in rule.calls):
             return made(rule, f"class {cls}")
     return made(UNKNOWN, "unknown")

@@ -1,4 +1,6 @@
-"""API keys: loading (environment or a 0600 key file) and the key-permission pre-flight.
+"""API keys: loading (environment or a 0600 key file), and what a venue's key check found.
+
+The check itself is the venue's (``venues/<id>.py``: ``check_keys``).
 
 Keys are never logged, put in metrics or notifications: :class:`ApiKeys` hides them in ``repr``.
 """
@@ -10,7 +12,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from trader.kernel.errors import FlatguardError
 
 log = logging.getLogger("flatguard.keys")
 
@@ -18,7 +21,7 @@ ENV_KEY = "FLATGUARD_API_KEY"
 ENV_SECRET = "FLATGUARD_API_SECRET"
 
 
-class KeysError(RuntimeError):
+class KeysError(FlatguardError, RuntimeError):
     """Keys missing, unreadable, exposed (file mode) or unsafe. Fatal at start-up: fix and restart."""
 
 
@@ -75,24 +78,3 @@ class KeyCheck:
         if not self.ip_restricted:
             bits.append("the key has NO IP restriction")
         return "; ".join(bits)
-
-
-async def check_permissions(ex: Any, exchange_id: str) -> KeyCheck:
-    """Where the exchange exposes a key's permissions, read them; otherwise say so quietly.
-
-    Binance: ``GET /sapi/v1/account/apiRestrictions`` (``ipRestrict``, ``enableWithdrawals``).
-    The sim and Binance-compatible servers without that endpoint are skipped; a failure of the
-    check itself is not a trading error (we never trade on that endpoint): it is reported.
-    """
-    if exchange_id == "sim" or not exchange_id.startswith("binance"):
-        return KeyCheck(False, note=f"{exchange_id}: key permissions not exposed, not checked")
-    fn = getattr(ex, "sapiGetAccountApiRestrictions", None)
-    sapi = str(ex.urls.get("api", {}).get("sapi", ""))
-    if fn is None or "binance" not in sapi:
-        return KeyCheck(False, note="key permissions endpoint not configured, not checked")
-    try:
-        r = await fn()
-    except Exception as e:  # noqa: BLE001 - report, never trade on this
-        return KeyCheck(False, note=f"key permission check failed: {type(e).__name__}")
-    return KeyCheck(True, can_withdraw=bool(r.get("enableWithdrawals")),
-                    ip_restricted=bool(r.get("ipRestrict")))

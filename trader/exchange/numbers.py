@@ -17,12 +17,13 @@ import math
 import time
 from typing import Any
 
+from trader.kernel.errors import FlatguardError
 from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.numbers")
 
 
-class BadExchangeData(ValueError):
+class BadExchangeData(FlatguardError, ValueError):
     """The exchange sent a number that cannot be true. Policy: the value never leaves the
     connector. A REST reconcile carrying one fails (the account stays unconfirmed, which is
     fatal after ``exchange.max_unconfirmed``); a feed event carrying one is dropped and a

@@ -1,7 +1,8 @@
 """Request weight and bans: fixed shares of the IP's budget, the kill path's reserve untouchable.
 
-Binance's ``X-MBX-USED-WEIGHT-1M`` header is the IP's total for the current minute, whichever
-process spent it, so every process reads the same number from its own responses. The budget
+The venue's weight header (Binance: ``X-MBX-USED-WEIGHT-1M``, read by ``Venue.weight_used``) is
+the IP's total for the current minute, whichever process spent it, so every process reads the
+same number from its own responses (``calls.install_recorder``). The budget
 ``weight_limit`` is split into **fixed shares**; no process asks another for permission (the
 trader must still reach the connector when the supervisor is gone):
 
@@ -22,14 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 
 from trader.exchange.ban import BanBoard
 from trader.kernel.metrics import METRICS
 
 log = logging.getLogger("flatguard.ratelimit")
 
-WEIGHT_HEADER = "x-mbx-used-weight-1m"
 WINDOW_MARGIN_S = 0.05  # past the minute boundary before the weight counts as reset
 BAN_POLL_S = 1.0  # a waiting call re-reads the board this often (another process may extend it)
 
@@ -56,14 +55,11 @@ class RateLimits:
     def banned_for(self) -> float:
         return self.board.banned_for()
 
-    def observe(self, headers: Mapping[str, str] | None, status: int | None) -> None:
-        """The weight header of every response (bans are recorded by the board's hook)."""
-        if not headers:
-            return
-        for k, w in headers.items():
-            if k.lower() == WEIGHT_HEADER and isinstance(w, str) and w.isdigit():
-                self.used, self._minute = int(w), int(time.time() // 60)
-                METRICS.set("flatguard_exchange_weight_used", self.used)
+    def observe(self, used: int) -> None:
+        """The weight a response reported used this minute (bans are recorded by the board's
+        hook)."""
+        self.used, self._minute = used, int(time.time() // 60)
+        METRICS.set("flatguard_exchange_weight_used", self.used)
 
     def delay(self, essential: bool) -> float:
         """Seconds this call should wait now (0 = go)."""

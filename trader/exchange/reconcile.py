@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trader.exchange import numbers as N
+from trader.exchange.venues.base import market_contract_size, notional
 from trader.kernel.protocol import TERMINAL  # noqa: F401  (the one set; importers use it here)
 
 OPEN = frozenset({"open", "new", "partially_filled"})
@@ -23,8 +24,9 @@ DONE_MEMORY = 10_000
 
 
 def position_row(p: dict[str, Any]) -> dict[str, Any]:
-    """A ccxt unified position as the wire's Position (signed contracts). Raises
-    :class:`BadExchangeData` for a non-finite amount or price (NaN contracts are not "flat")."""
+    """A ccxt unified position as the wire's Position (signed contracts; notional = contracts x
+    ccxt's ``contractSize`` x price). Raises :class:`BadExchangeData` for a non-finite amount or
+    price (NaN contracts are not "flat")."""
     info = p.get("info") or {}
     where = f"position {p.get('symbol')}"
     raw = N.amount(p.get("contracts"), "contracts", where)
@@ -35,14 +37,16 @@ def position_row(p: dict[str, Any]) -> dict[str, Any]:
             or N.price(info.get("markPrice"), "mark", where, zero_is_missing=True) or 0.0)
     entry = (N.price(p.get("entryPrice"), "entry_price", where, zero_is_missing=True)
              or N.price(info.get("entryPrice"), "entry_price", where, zero_is_missing=True) or 0.0)
+    size = market_contract_size(p)
     upnl = N.number(p.get("unrealizedPnl"), "unrealized_pnl", where)
     if upnl is None:
-        upnl = (mark - entry) * contracts if mark else 0.0
+        upnl = (mark - entry) * contracts * size if mark else 0.0
     return {
         "symbol": p["symbol"],
         "side": "long" if contracts > EPS else "short" if contracts < -EPS else "flat",
         "contracts": contracts, "entry_price": entry, "mark": mark,
-        "notional": abs(contracts) * (mark or entry), "unrealized_pnl": upnl,
+        "notional": notional(contracts, mark or entry, size),
+        "unrealized_pnl": upnl,
     }
 
 

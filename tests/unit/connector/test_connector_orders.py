@@ -24,6 +24,7 @@ from trader.exchange.ban import BanBoard
 from trader.exchange.calls import Guard, install_recorder
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
+from trader.exchange.venues.binanceusdm import RULES
 from trader.kernel.journal import Journal
 from trader.sim.testing import SimHarness
 
@@ -63,7 +64,8 @@ def rig(h: SimHarness, tmp_path: Path) -> Iterator[Rig]:
     limits = RateLimits(board=board)
     install_recorder(ex, limits)
     fatal: list[E.Classification] = []
-    guard = Guard(limits, ExchangeClock(ex), retry_budget=5, retry_window=60, on_fatal=fatal.append)
+    guard = Guard(limits, ExchangeClock(ex), rules=RULES, retry_budget=5, retry_window=60,
+                  on_fatal=fatal.append)
     h.run(ex.load_markets())
     j = Journal(tmp_path / "journal.db")
     try:

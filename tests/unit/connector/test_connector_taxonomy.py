@@ -13,6 +13,7 @@ from trader.exchange.calls import Guard
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.errors import Kind, classify
 from trader.exchange.ratelimit import RateLimits
+from trader.exchange.venues.binanceusdm import RULES
 
 EX = ccxt.binanceusdm({"apiKey": "k", "secret": "s"})
 URL = "http://127.0.0.1:9/fapi/v1/listenKey?timestamp=1&signature=abc"
@@ -29,17 +30,17 @@ def code_1125() -> BaseException:
 
 @pytest.mark.parametrize("call", sorted(E.USER_STREAM_CALLS))
 def test_1125_restarts_the_user_stream(call: str) -> None:
-    c = classify(call, code_1125())
+    c = classify(call, code_1125(), RULES)
     assert (c.kind, c.outcome) == (Kind.TRANSIENT, "relisten")
 
 
 @pytest.mark.parametrize("call", ["fetch_balance", "create_order", "fetch_positions"])
 def test_1125_elsewhere_is_fatal(call: str) -> None:
-    assert classify(call, code_1125()).kind is Kind.FATAL
+    assert classify(call, code_1125(), RULES).kind is Kind.FATAL
 
 
 def _guard(fatal: list[E.Classification], budget: int = 2) -> Guard:
-    return Guard(RateLimits(), ExchangeClock(None), retry_budget=budget, retry_window=3600,
+    return Guard(RateLimits(), ExchangeClock(None), rules=RULES, retry_budget=budget, retry_window=3600,
                  on_fatal=fatal.append)
 
 

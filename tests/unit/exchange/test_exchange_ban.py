@@ -20,6 +20,7 @@ from trader.exchange.ban import BAN_418_S, MARGIN_S, BanBoard, host_of, retry_af
 from trader.exchange.calls import Guard, install_recorder
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
+from trader.exchange.venues import venue_for
 from trader.sim.testing import SimHarness
 
 H = "fapi.example:443"
@@ -73,6 +74,8 @@ def test_shared_through_the_file_atomic_0600_and_garbage_tolerant(tmp_path: Path
     a.record(H, 429, 3.0)  # a garbled file is replaced by a good one
     assert b.banned_for(H) > 2
 
+BINANCE = venue_for("binanceusdm")
+
 
 def test_host_of() -> None:
     assert host_of("https://fapi.binance.com/fapi/v1/order?x=1") == "fapi.binance.com"
@@ -82,11 +85,11 @@ def test_host_of() -> None:
 def test_weight_shares_keep_the_kill_path_reserve() -> None:
     lim = RateLimits(limit=1000, headroom=0.8, reserve=0.25)
     assert lim.share == 750
-    lim.observe({"X-MBX-USED-WEIGHT-1M": "599"}, 200)
+    lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "599"}) or 0)
     assert lim.delay(essential=False) == 0 and lim.delay(essential=True) == 0
-    lim.observe({"X-MBX-USED-WEIGHT-1M": "600"}, 200)  # 0.8 x 750: polls wait
+    lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "600"}) or 0)  # 0.8 x 750: polls wait
     assert lim.delay(essential=False) > 0 and lim.delay(essential=True) == 0
-    lim.observe({"X-MBX-USED-WEIGHT-1M": "750"}, 200)  # the reserve: even orders wait
+    lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "750"}) or 0)  # the reserve: even orders wait
     assert 0 < lim.delay(essential=True) <= 60.1
     assert RateLimits(limit=1000, reserve=0.0).share == 1000  # the kill path's view
 
@@ -115,7 +118,7 @@ def test_two_sessions_share_a_ban_and_nothing_is_sent_during_it(h: SimHarness,
         limits = RateLimits(board=board_conn)
         install_recorder(conn, limits)
         fatal: list[E.Classification] = []
-        g = Guard(limits, ExchangeClock(conn), retry_budget=2, retry_window=1.0,
+        g = Guard(limits, ExchangeClock(conn), rules=BINANCE.rules, retry_budget=2, retry_window=1.0,
                   on_fatal=fatal.append)
         t0 = time.monotonic()
         bal = await g.call("fetch_balance", conn.fetch_balance)

@@ -14,20 +14,7 @@ from trader.kernel.errors import FlatguardError, reply_kind
 PACKAGES = ("trader", "supervisor", "notifier", "commander")
 
 # module:qualname -> why it is not (yet) a FlatguardError. Empty this as owners rebase them.
-NOT_YET: dict[str, str] = {
-    # the venue layer is rebased by its owner (architecture issue, venue seam)
-    "trader.exchange.errors:ExchangeCallError": "venue layer, rebased by its owner",
-    "trader.exchange.errors:Fatal": "venue layer, rebased by its owner",
-    "trader.exchange.errors:Rejected": "venue layer, rebased by its owner",
-    "trader.exchange.errors:Transient": "venue layer, rebased by its owner",
-    "trader.exchange.errors:NotSent": "venue layer, rebased by its owner",
-    "trader.exchange.keys:KeysError": "venue layer, rebased by its owner",
-    "trader.exchange.numbers:BadExchangeData": "venue layer, rebased by its owner",
-    # subclasses of the venue layer's classes: they follow their base
-    "supervisor.flatten:Banned": "an exchange Transient; follows its base",
-    "trader.connector.fence:Fenced": "an exchange NotSent; follows its base",
-    "trader.connector.orders:NotPlaced": "an exchange NotSent; follows its base",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def _modules() -> list[str]:

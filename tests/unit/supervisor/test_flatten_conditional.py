@@ -12,9 +12,10 @@ from decimal import Decimal
 import ccxt.async_support as ccxt
 import pytest
 
-from supervisor.flatten import CONDITIONAL_ORDERS, Flattener
+from supervisor.flatten import Flattener
 from tests.unit.supervisor.test_flatten_unit import SYMBOLS, ctl, ctl_body, flattener, sim_positions
 from trader.exchange import errors as E
+from trader.exchange.venues import UnsupportedVenue, venue_for
 from trader.sim.testing import SimHarness
 
 BTC = SYMBOLS[0]
@@ -131,10 +132,11 @@ def test_open_orders_lists_both_kinds(h) -> None:
 
 
 def test_the_capability_is_explicit_per_venue(h) -> None:
-    """Venues without conditional endpoints in the table have only regular orders: no trigger
-    read, no trigger cancel. binanceusdm is listed; an explicit override wins."""
-    assert CONDITIONAL_ORDERS["binanceusdm"] == {"trigger": True}
-    assert Flattener(ccxt.bybit(), SYMBOLS, 60000).conditional == {}
+    """A venue states its conditional orders' params (binanceusdm: trigger); an exchange
+    without a venue module gets no kill path at all (never Binance's); an override wins."""
+    assert venue_for("binanceusdm").conditional == {"trigger": True}
+    with pytest.raises(UnsupportedVenue, match="'bybit'"):
+        Flattener(ccxt.bybit(), SYMBOLS, 60000)
     f = Flattener(h.exchange(pro=False), SYMBOLS, 60000, conditional={})
     h.run(f.prepare())
     before = received(h)
