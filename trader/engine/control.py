@@ -16,7 +16,7 @@ from trader.engine.inventory import Inventory
 from trader.engine.orders import OrderManager
 from trader.engine.risk import RiskEngine
 from trader.engine.risk.view import OpenOrder
-from trader.engine.strategy import MarketData, OrderUpdate, Strategy
+from trader.engine.strategy import Context, MarketData, OrderUpdate, Strategy
 from trader.kernel import proc
 from trader.kernel.config import Config
 from trader.kernel.protocol import TERMINAL, TradingState
@@ -88,6 +88,7 @@ class EngineControls:
     orders: OrderManager
     risk: RiskEngine
     strategy: Strategy
+    strategy_ctx: Context  # what the strategy sees (``context.StrategyContext``)
 
     @property
     def connector(self) -> Requesting:
@@ -116,7 +117,7 @@ class EngineControls:
         return self.strategy.debug()
 
     def strategy_stop(self) -> None:
-        self.strategy.on_stop(self)  # type: ignore[arg-type]  # the engine is the Context
+        self.strategy.on_stop(self.strategy_ctx)
 
     def held(self, symbol: str) -> float:
         return self.inv.contracts(symbol)

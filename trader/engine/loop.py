@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from trader.engine.commands import TraderCommands
+from trader.engine.context import StrategyContext
 from trader.engine.control import EngineControls
 from trader.engine.inventory import Inventory
 from trader.engine.orders import OrderManager
@@ -48,8 +49,9 @@ THROTTLE_MARGIN = 0.25
 
 
 class Engine(EngineControls):
-    """Also the strategy's Context (buy/sell/cancel/position/...); ``EngineControls`` is what
-    the trader's commands may do with it (``control.EngineControl``)."""
+    """Implements the strategy's Context (buy/sell/cancel/position/...), which the strategy
+    sees only as ``context.StrategyContext``; ``EngineControls`` is what the trader's commands
+    may do with it (``control.EngineControl``)."""
 
     def __init__(self, child: proc.Child) -> None:
         self.child = child
@@ -66,6 +68,7 @@ class Engine(EngineControls):
                                throttle_margin=THROTTLE_MARGIN)
         self.orders = OrderManager(self.conn, self.risk, self._view)
         self.strategy: Strategy = load_strategy(cfg.strategy.name)()
+        self.strategy_ctx = StrategyContext(self)  # all of the engine the strategy sees
         self.state = STARTING
         self.commands = TraderCommands(self)
         self._last_timer = 0.0
@@ -145,7 +148,7 @@ class Engine(EngineControls):
         self.inv.apply_account(snap)
         self.child.last_ok = time.time()
         self._restore_risk_day()
-        self.strategy.on_start(self)
+        self.strategy.on_start(self.strategy_ctx)
         self.set_state(RUNNING)
 
     def handle(self, msg: Any) -> None:
@@ -156,7 +159,7 @@ class Engine(EngineControls):
             self.inv.apply_md(md)
             self.child.last_md = time.time()
             if self.state == RUNNING and md.symbol in self.symbols:
-                self.strategy.on_tick(self, md)
+                self.strategy.on_tick(self.strategy_ctx, md)
         elif topic.startswith(FILL):
             f = Fill(str(d.get("trade_id") or ""), str(d.get("client_id") or ""), d["symbol"],
                      d["side"], float(d["amount"]), float(d["price"]), float(d.get("fee") or 0),
@@ -170,11 +173,11 @@ class Engine(EngineControls):
             for ev in self.risk.on_fill(f.symbol, f.side, f.amount, f.price, f.fee, time.time()):
                 self.commands.risk_event(ev)
             if ours:
-                self.strategy.on_fill(self, f)
+                self.strategy.on_fill(self.strategy_ctx, f)
         elif topic.startswith(ORDER):
             upd = self.orders.on_order(d)
             if upd is not None:
-                self.strategy.on_order(self, upd)
+                self.strategy.on_order(self.strategy_ctx, upd)
         elif topic == ACCOUNT:
             self.inv.apply_account(d)
             self.child.last_ok = time.time()
@@ -198,7 +201,7 @@ class Engine(EngineControls):
             self.orders.prune(self.inv.adopted_ids())
         if self.state == RUNNING and now - self._last_timer >= self.cfg.strategy.tick_interval:
             self._last_timer = now
-            self.strategy.on_timer(self)
+            self.strategy.on_timer(self.strategy_ctx)
         if self.state == STOPPING:
             self.commands.stop_step()
 

@@ -66,28 +66,55 @@ class OrderUpdate:
 
 
 class Context(Protocol):
-    params: Mapping[str, Any]
-    symbols: tuple[str, ...]
+    """What a strategy may use: these names and nothing else (the engine passes a
+    ``context.StrategyContext``). Calls never block and never raise on a refusal."""
+
+    params: Mapping[str, Any]  # ``[strategy.params]`` from the config
+    symbols: tuple[str, ...]  # ``exchange.symbols``
 
     def buy(self, symbol: str, amount: float, price: float | None = None,
-            reduce_only: bool = False) -> str | None: ...
+            reduce_only: bool = False) -> str | None:
+        """Place a buy (market when ``price`` is None); its client id, or None when a risk check
+        refused it (counted and logged). The send runs in the background."""
+        ...
 
     def sell(self, symbol: str, amount: float, price: float | None = None,
-             reduce_only: bool = False) -> str | None: ...
+             reduce_only: bool = False) -> str | None:
+        """As ``buy``, selling."""
+        ...
 
-    def cancel(self, symbol: str, client_id: str) -> None: ...
+    def cancel(self, symbol: str, client_id: str) -> None:
+        """Cancel one of our orders (in the background)."""
+        ...
 
-    def cancel_all(self, symbol: str | None = None) -> None: ...
+    def cancel_all(self, symbol: str | None = None) -> None:
+        """Cancel every order on ``symbol``, or on every symbol (in the background)."""
+        ...
 
-    def position(self, symbol: str) -> float: ...
+    def position(self, symbol: str) -> float:
+        """Signed position in contracts, as the trader knows it (fills applied at once)."""
+        ...
 
-    def mark(self, symbol: str) -> MarketData | None: ...
+    def mark(self, symbol: str) -> MarketData | None:
+        """The last market data of ``symbol``, None before the first."""
+        ...
 
-    def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]: ...
+    def open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
+        """Our orders that can still fill (pending ones included)."""
+        ...
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """Wall-clock time, seconds since the epoch."""
+        ...
 
-    def log(self, text: str) -> None: ...
+    def log(self, text: str) -> None:
+        """One log line, tagged with the strategy's name."""
+        ...
+
+
+# Every name of the Context, in one place: the context object carries exactly these.
+CONTEXT_API = ("params", "symbols", "buy", "sell", "cancel", "cancel_all", "position", "mark",
+               "open_orders", "now", "log")
 
 
 class Strategy:
