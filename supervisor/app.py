@@ -176,6 +176,14 @@ class Supervisor:
     def _resume_bound(self) -> float:
         return time.time() + self.cfg.exchange.recv_window / 1000.0 + fencing.clock_slack(self)
 
+    async def ask_connector(self, op: str, args: dict[str, Any], timeout: float) -> Any:
+        """One request to the connector's own ROUTER (supervisor/fencing.py's port)."""
+        req = bus.Requester(self.ctx, self.paths.connector, "supervisor")
+        try:
+            return await req.request(op, args, timeout=timeout)
+        finally:
+            req.close()
+
     def banned_for(self) -> float:
         """Seconds left of an exchange ban any process of this stack has seen."""
         board = getattr(self, "ban_board", None)

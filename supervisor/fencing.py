@@ -9,12 +9,14 @@ time it did so. A connector that does not confirm within ``killswitch.fence_time
 What comes out is the in-flight bound: an order signed before the fence can still take effect on
 the exchange until its timestamp + its ``recvWindow`` (``exchange.recv_window``), and our clock
 may be behind the exchange's by the measured offset. A verified flat needs a read after it.
+
+The connector is asked through the port's ``ask_connector`` and the wall clock is the port's, so
+the bound is computed in-process in tests (tests/unit/supervisor/test_fencing.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 from trader.kernel import bus
@@ -56,12 +58,11 @@ async def fence_orders(sup: FencePort, reason: str) -> float:
     conn = sup.children.get(CONNECTOR)
     if conn is None or conn.pid is None:
         # Nothing alive signs for the trader; one that died just now may have signed until now.
-        return time.time() + window + slack
+        return sup.wall() + window + slack
     timeout = sup.cfg.killswitch.fence_timeout
-    req = bus.Requester(sup.ctx, sup.paths.connector, "supervisor")
     try:
-        r = await req.request("fence", {"reason": reason[:200]}, timeout=timeout)
-        fenced_at = float(r.get("fenced_at") or time.time())
+        r = await sup.ask_connector("fence", {"reason": reason[:200]}, timeout)
+        fenced_at = float(r.get("fenced_at") or sup.wall())
         if "inflight_until" in r:
             # The connector knows which of the trader's orders went out without a definite
             # answer; none: nothing signed before the fence can land after it.
@@ -70,7 +71,7 @@ async def fence_orders(sup: FencePort, reason: str) -> float:
                 log.warning("fence: connector confirmed; no order of the trader in flight")
                 return fenced_at
             log.warning("fence: connector confirmed; an order in flight may land for %.1f s",
-                        until + slack - time.time())
+                        until + slack - sup.wall())
             return until + slack
         window = max(window, float(r.get("recv_window_ms") or 0) / 1000.0)
         log.warning("fence: connector confirmed at %.3f; orders in flight may land for %.1f s",
@@ -82,9 +83,7 @@ async def fence_orders(sup: FencePort, reason: str) -> float:
         conn.kill_group()
         await conn.wait_exit(TRADER_EXIT_WAIT)
         sup.restart_later(conn, "killed by the fence (it did not confirm)")
-        return time.time() + window + slack
-    finally:
-        req.close()
+        return sup.wall() + window + slack
 
 
 async def unfence(sup: FencePort) -> None:
@@ -92,9 +91,8 @@ async def unfence(sup: FencePort) -> None:
     conn = sup.children.get(CONNECTOR)
     if conn is None or conn.pid is None:
         return
-    req = bus.Requester(sup.ctx, sup.paths.connector, "supervisor")
     try:
-        await req.request("unfence", {}, timeout=5.0)
+        await sup.ask_connector("unfence", {}, 5.0)
     except bus.RequestError as e:
         # An old connector without the op, or one that is gone: restart it rather than hand a
         # new trader a connector that refuses its orders.
@@ -103,8 +101,6 @@ async def unfence(sup: FencePort) -> None:
         conn.kill_group()
         await conn.wait_exit(TRADER_EXIT_WAIT)
         sup.restart_later(conn, "restarted to serve the resumed trader")
-    finally:
-        req.close()
 
 
 async def disarm_dms(sup: FencePort) -> bool:
@@ -112,13 +108,10 @@ async def disarm_dms(sup: FencePort) -> bool:
     conn = sup.children.get(CONNECTOR)
     if conn is None or conn.pid is None:
         return False
-    req = bus.Requester(sup.ctx, sup.paths.connector, "supervisor")
     try:
-        await req.request("dms.disarm", {}, timeout=10.0)
+        await sup.ask_connector("dms.disarm", {}, 10.0)
         return True
     except bus.RequestError as e:
         log.warning("dead-man switch disarm failed (%s): it stays armed and fires on the "
                     "exchange after exchange.dms_timeout (harmless: it only cancels orders)", e)
         return False
-    finally:
-        req.close()

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import zmq.asyncio
-
     from supervisor.children import Child
     from supervisor.flatten import Flattener
     from supervisor.killswitch import KillSwitch
     from supervisor.simchild import SimChild
-    from trader.kernel import config, runpaths
+    from trader.kernel import config
     from trader.kernel.journal import HaltState, Journal
     from trader.kernel.metrics import Registry
 
@@ -53,12 +51,13 @@ class FencePort(Protocol):
     """supervisor/fencing.py: the trader's fence and the connector's order-flow fence."""
 
     cfg: config.Config
-    ctx: zmq.asyncio.Context
-    paths: runpaths.RunPaths
     children: dict[str, Child]
     flattener: Flattener | None
+    wall: Clock
 
     def restart_later(self, ch: Child, why: str) -> None: ...
+    async def ask_connector(self, op: str, args: dict[str, Any], timeout: float) -> Any:
+        """A request to the connector's ROUTER; raises bus.RequestError."""
 
 
 class PolicyPort(Alerting, Halting, Protocol):

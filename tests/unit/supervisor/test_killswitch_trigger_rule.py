@@ -196,3 +196,13 @@ def test_a_leave_stop_holds_nothing(journal: Journal) -> None:
     sup.request_stop()
     assert sup.killswitch is not None and sup.killswitch.owner == ""
     sup.ctx.destroy(0)
+
+
+def test_a_stop_while_halted_by_abort_holds_nothing(journal: Journal) -> None:
+    """``abort`` left the account as it is on purpose: the stop does not flatten, so it owns
+    nothing and a trigger keeps its usual meaning."""
+    journal.set_halt(HaltState(True, "aborted by a person", "abort", 1.0, False))
+    sup = supervisor(journal, Flattener(True))
+    sup.request_stop()
+    assert sup.killswitch is not None and sup.killswitch.owner == ""
+    sup.ctx.destroy(0)
