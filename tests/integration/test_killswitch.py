@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.integration.test_metrics_truth import parsed, val
 from tests.stack import Sim, Stack, is_flat, pids_gone, seed_exposure, wait_for
 
 pytestmark = pytest.mark.integration
@@ -42,15 +43,31 @@ def trader_pid(st: Stack) -> int:
 
 
 def test_trader_sigkill_flattens_and_stays_halted(sim: Sim, stacks: list[Stack]) -> None:
+    """... and /metrics tells the truth after the kill (point 7 of the operations issue; the
+    sample rules themselves: tests/unit/supervisor/test_metrics_truth.py): counters from 0, no
+    heartbeat age for the dead trader, state HALTED, equity and positions from the connector."""
     st = make_stack(sim, stacks).start()
+    first = parsed(st.metrics())
+    assert val(first, "flatguard_killswitch_runs_total", trigger="trader_exit") == 0.0
+    assert val(first, "flatguard_killswitch_rounds_total") == 0.0
     seed_exposure(sim)
+    wait_for(lambda: val(parsed(st.metrics()), "flatguard_position_contracts",
+                         symbol="BTC/USDT:USDT"), 60, "the position on /metrics")
     os.kill(trader_pid(st), signal.SIGKILL)
     s = wait_halted_flat(st, sim)
     assert s["halt"]["trigger"] == "trader_exit"
     assert s["processes"]["trader"]["pid"] is None  # never restarted on its own
-    m = st.metrics()
-    assert 'flatguard_killswitch_runs_total{trigger="trader_exit"} 1.0' in m
-    assert "flatguard_halted 1.0" in m
+    m = wait_for(lambda: (x := parsed(st.metrics())) and
+                 val(x, "flatguard_trading_state", state="HALTED") == 1.0 and x, 30, "HALTED")
+    assert val(m, "flatguard_killswitch_runs_total", trigger="trader_exit") == 1.0
+    assert val(m, "flatguard_halted") == 1.0 and val(m, "flatguard_killpath_ready") == 1.0
+    assert val(m, "flatguard_up", process="trader") == 0.0
+    assert val(m, "flatguard_heartbeat_age_seconds", process="trader") is None
+    assert val(m, "flatguard_heartbeat_age_seconds", process="connector") is not None
+    assert val(m, "flatguard_equity") is not None  # the connector's view while halted
+    wait_for(lambda: val(parsed(st.metrics()), "flatguard_position_contracts",
+                         symbol="BTC/USDT:USDT") == 0.0, 30, "position 0 after the flatten")
+    assert "?" not in st.metrics()
     # A halted stack sends no orders: nothing new reaches the exchange.
     before = sim.state()["orders_received"]
     info = st.ctl_json("info")
