@@ -23,7 +23,7 @@ from trader.engine.inventory import Inventory
 from trader.engine.orders import OrderManager
 from trader.engine.risk import RiskEngine
 from trader.engine.strategy import Fill, MarketData, OrderUpdate, Strategy, load_strategy
-from trader.kernel import bus, proc
+from trader.kernel import bus, payloads, proc
 from trader.kernel.journal import Journal
 from trader.kernel.metrics import METRICS
 from trader.kernel.protocol import (
@@ -154,16 +154,16 @@ class Engine(EngineControls):
     def handle(self, msg: Any) -> None:
         topic, d = msg.topic, msg.data
         if topic.startswith(MD):
-            md = MarketData(d["symbol"], float(d["mark"]), float(d.get("bid") or d["mark"]),
-                            float(d.get("ask") or d["mark"]), float(d.get("ts") or msg.ts))
+            q = payloads.MarketData.from_wire(d)  # a malformed one raises, naming the field
+            md = MarketData(q.symbol, q.mark, q.bid or q.mark, q.ask or q.mark, q.ts or msg.ts)
             self.inv.apply_md(md)
             self.child.last_md = time.time()
             if self.state == RUNNING and md.symbol in self.symbols:
                 self.strategy.on_tick(self.strategy_ctx, md)
         elif topic.startswith(FILL):
-            f = Fill(str(d.get("trade_id") or ""), str(d.get("client_id") or ""), d["symbol"],
-                     d["side"], float(d["amount"]), float(d["price"]), float(d.get("fee") or 0),
-                     float(d.get("ts") or msg.ts))
+            p = payloads.Fill.from_wire(d)
+            f = Fill(p.trade_id, p.client_id or "", p.symbol, p.side, p.amount, p.price, p.fee,
+                     p.ts or msg.ts)
             if not self.inv.apply_fill(f.symbol, f.side, f.amount, f.price, f.trade_id):
                 return  # a duplicate of a fill already applied
             ours = self.orders.on_fill(f.client_id, f.amount)

@@ -96,6 +96,11 @@ class _Reader:
         return v
 
 
+def _finite(v: Any) -> bool:
+    """A finite float, fast (``inf - inf`` and ``nan - nan`` are NaN, which is != 0)."""
+    return type(v) is float and v - v == 0.0
+
+
 SIDES = ("buy", "sell")
 ORDER_TYPES = ("market", "limit")
 
@@ -120,6 +125,13 @@ class MarketData:
 
     @classmethod
     def from_wire(cls, d: Any) -> MarketData:
+        # the hot path (every tick): plain type checks first, the reader only to explain
+        if type(d) is dict:
+            sym, mark, bid, ask, ts = (d.get("symbol"), d.get("mark"), d.get("bid"),
+                                       d.get("ask"), d.get("ts", 0.0))
+            if (type(sym) is str and _finite(mark) and (bid is None or _finite(bid))
+                    and (ask is None or _finite(ask)) and _finite(ts)):
+                return cls(sym, mark, bid, ask, ts)
         r = _Reader("md", d)
         return cls(r.str("symbol"), r.num("mark"), r.opt_num("bid"), r.opt_num("ask"),
                    r.num("ts", 0.0))
