@@ -241,7 +241,8 @@ class Supervisor:
             await self.killswitch.resume_pending(halt.reason)
         env = self.child_env()
         for name in SPECS:  # in start-up order
-            self.children[name] = Child(name, self.paths.root, env, self.policy.on_exit)
+            self.children[name] = Child(name, self.paths.root, env, self.policy.on_exit,
+                                        clock=self.clock)
         for name, spec in SPECS.items():
             if not spec.start_when_halted and self.halt.halted:
                 log.warning("HALTED (%s: %s): the %s is not started. `flatguard ctl resume "
