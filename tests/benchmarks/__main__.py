@@ -25,6 +25,7 @@ from dataclasses import dataclass
 SUITES: dict[str, tuple[str, str]] = {
     "bus": ("tests.benchmarks.bench_bus", "run"),
     "tick": ("tests.benchmarks.bench_stack", "bench_tick"),
+    "floor": ("tests.benchmarks.bench_floor", "run"),
     "up": ("tests.benchmarks.bench_stack", "bench_up"),
     "killswitch": ("tests.benchmarks.bench_stack", "bench_killswitch"),
     "killpath": ("tests.benchmarks.bench_killpath", "run"),
@@ -57,6 +58,7 @@ TARGETS: dict[str, Target] = {
     "tick_to_order_p50_ms": Target("<=", 2.0, "ms", "tick-to-order p50"),
     "tick_to_order_p99_ms": Target("<=", 10.0, "ms", "tick-to-order p99"),
     "tick_to_order_flood_p99_ms": Target("<=", 10.0, "ms", "tick-to-order p99 under flood"),
+    "stack_to_floor_p50_ratio": Target("<=", 2.0, "x floor", "tick-to-order p50 / one-process floor"),
     "ctl_ping_wall_ms": Target("<=", 150.0, "ms", "flatguard ctl ping, real stack"),
     "ctl_ping_wall_ms_median": Target("<=", 150.0, "ms", "ctl ping, commander stand-in"),
     "up_to_ready_s": Target("<=", 3.0, "s", "flatguard up -> ready"),
