@@ -59,6 +59,7 @@ TARGETS: dict[str, Target] = {
     "tick_to_order_p99_ms": Target("<=", 10.0, "ms", "tick-to-order p99"),
     "tick_to_order_flood_p99_ms": Target("<=", 10.0, "ms", "tick-to-order p99 under flood"),
     "stack_to_floor_p50_ratio": Target("<=", 2.0, "x floor", "tick-to-order p50 / one-process floor"),
+    "tick_to_floor_p50_ratio": Target("<=", 2.0, "x floor", "tick suite p50 / floor p50, same run"),
     "ctl_ping_wall_ms": Target("<=", 150.0, "ms", "flatguard ctl ping, real stack"),
     "ctl_ping_wall_ms_median": Target("<=", 150.0, "ms", "ctl ping, commander stand-in"),
     "up_to_ready_s": Target("<=", 3.0, "s", "flatguard up -> ready"),
@@ -109,6 +110,15 @@ def table(figures: dict[str, dict[str, float]]) -> tuple[str, list[str]]:
     return "\n".join(lines), misses
 
 
+def derived(figures: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Ratios across suites of the same run: the ``tick`` suite's figures over the floor's."""
+    flat = {k: v for f in figures.values() for k, v in f.items()}
+    out = {f"tick_to_floor_{q}_ratio": flat[f"tick_to_order_{q}_ms"] / flat[f"floor_tick_to_order_{q}_ms"]
+           for q in ("p50", "p99")
+           if flat.get(f"tick_to_order_{q}_ms") and flat.get(f"floor_tick_to_order_{q}_ms")}
+    return {"tick/floor": out} if out else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs (about a minute)")
@@ -133,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             failed[name] = f"{type(e).__name__}: {e}"
         print(f"bench suite={name} seconds={time.monotonic() - t:.1f}"
               + (" FAILED" if name in failed else ""), file=sys.stderr, flush=True)
+    figures.update(derived(figures))
     text, misses = table(figures)
     print(text)
     for name, err in failed.items():
