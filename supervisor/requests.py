@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from supervisor import fencing
-from supervisor.children import RUNNING, STARTING
+from supervisor.children import RUNNING, STARTING, STOPPED
 from supervisor.errors import SupervisorRefused
 from trader.kernel.bus import Dispatcher
 from trader.kernel.journal import HaltState
@@ -93,7 +93,7 @@ class RequestHandlers:
         if sup.sim is not None:
             alive = sup.sim.proc.returncode is None
             procs["sim"] = {"pid": sup.sim.pid if alive else None, "up": alive,
-                            "state": "running" if alive else "stopped", "heartbeat_age_s": None,
+                            "state": RUNNING if alive else STOPPED, "heartbeat_age_s": None,
                             "restarts": 0}
         return {
             "processes": procs,
