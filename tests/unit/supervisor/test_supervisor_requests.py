@@ -13,6 +13,7 @@ from supervisor.errors import SupervisorRefused
 from supervisor.requests import RequestHandlers
 from tests.unit.supervisor.fakesup import FakeSup
 from trader.kernel import bus
+from trader.kernel.journal import HaltState
 from trader.kernel.payloads import Halt, Heartbeat, PayloadError
 from trader.kernel.protocol import SupervisorOp
 from trader.kernel.wire import Message
@@ -67,7 +68,7 @@ def test_risk_gate_refuses_while_halted() -> None:
     sup.killswitch.flattening = False
     h = RequestHandlers(sup)  # type: ignore[arg-type]
     assert ask(h, SupervisorOp.RISK_GATE, {"command": "unpause"}) == {"ok": True}
-    sup.halt.halted = True
+    sup.halt = HaltState(True, "x", "command", 1.0)
     with pytest.raises(SupervisorRefused, match="unpause refused: trading is HALTED") as e:
         ask(h, SupervisorOp.RISK_GATE, {"command": "unpause"})
     assert e.value.kind == "refused"
