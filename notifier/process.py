@@ -30,7 +30,7 @@ from notifier.errors import SinkConfigError
 from notifier.lanes import Dispatcher
 from notifier.message import Notification, parse
 from trader.kernel import bus, proc
-from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL, NOTIFIER, NotifierOp
+from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL, NOTIFIER, NOTIFY, NotifierOp
 from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard.notifier")
@@ -73,7 +73,7 @@ class Intake:
             n_read += 1
             msg = bus.decode_counted(frames)
             try:
-                if msg is None or msg.topic != "notify":
+                if msg is None or msg.topic != NOTIFY:
                     raise ValueError("not a notify message")
                 n = parse(msg.data, msg.src)
             except ValueError as e:

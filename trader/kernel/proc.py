@@ -26,7 +26,7 @@ import zmq.asyncio
 from trader.kernel import bus, config, runpaths
 from trader.kernel.metrics import METRICS
 from trader.kernel.payloads import Heartbeat
-from trader.kernel.protocol import CRITICAL, LEVELS, SupervisorOp
+from trader.kernel.protocol import CRITICAL, LEVELS, NOTIFY, SupervisorOp
 
 log = logging.getLogger("flatguard")
 
@@ -134,7 +134,7 @@ class NotifyClient:
 
         lane = "emergency" if level == CRITICAL else "normal"
         title, text = scrub_url(title), scrub_url(text)  # every alert of every process
-        frames = self._seq.frames("notify", {"level": level, "title": title, "text": text,
+        frames = self._seq.frames(NOTIFY, {"level": level, "title": title, "text": text,
                                              "key": key or title, "ts": time.time()})
         try:
             self._socks[lane].send_multipart(frames, flags=zmq.NOBLOCK)
