@@ -50,16 +50,15 @@ def test_sighup_is_an_orderly_stop(sim: Sim, stacks: list[Stack]) -> None:
     assert is_flat(sim.state())
 
 
-def test_shutdown_cancel_and_leave(sim: Sim, stacks: list[Stack]) -> None:
-    st = make(sim, stacks, '[supervisor]\nshutdown = "cancel"\n').start()
+def test_shutdown_leave_leaves_the_account(sim: Sim, stacks: list[Stack]) -> None:
+    """A real stack's stop with shutdown = "leave" (the trader's own stop included) touches no
+    position. The modes' logic (cancel: orders gone, positions kept; leave; flatten) is
+    tests/unit/supervisor/test_orderly_stop.py's, against the in-process sim."""
     sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
-    assert st.stop() == 0, st.output()
-    s = sim.state()
-    assert not s["open_orders"] and positions_of(s).get("BTCUSDT")  # orders gone, position kept
-    st2 = make(sim, stacks, '[supervisor]\nshutdown = "leave"\n')
-    st2.start()
+    st = make(sim, stacks, '[supervisor]\nshutdown = "leave"\n').start()
     before = positions_of(sim.state())
-    assert st2.stop() == 0
+    assert before.get("BTCUSDT")
+    assert st.stop() == 0, st.output()
     assert positions_of(sim.state()).get("BTCUSDT") == before.get("BTCUSDT")
 
 
