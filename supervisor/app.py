@@ -320,20 +320,8 @@ class Supervisor:
         await killpath.check(self)
 
     def kill_switch_watchdog(self) -> None:
-        """A kill-switch run that ended unverified (our own bug, an exception) starts again:
-        nothing but a verified flat, ``abort`` or a person's ``resume`` ends a flatten."""
-        ks = self.killswitch
-        if ks is None or self.shutting_down or not ks.needs_restart():
-            return
-        assert ks.task is not None
-        err = ks.task.exception()
-        why = (f"the kill switch's flatten ended unverified ({type(err).__name__}: {err})"
-               if err is not None else "the kill switch's flatten ended unverified")
-        if self.halt.trigger == "abort":
-            return
-        log.critical("watchdog: %s; starting it again", why)
-        ks.task = None
-        asyncio.get_running_loop().create_task(ks.resume_pending(why))
+        """A kill-switch run that ended unverified starts again (supervisor/policy.py)."""
+        self.policy.kill_switch_watchdog()
 
     async def watch(self) -> None:
         interval = min(0.05, self.cfg.supervisor.heartbeat_interval / 4)

@@ -10,6 +10,7 @@ tested in-process with a fake clock (tests/unit/supervisor/test_supervisor_polic
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,22 @@ class ChildPolicy:
         ch.expected_exit = True  # our own kill: the restart below is the policy, not on_exit
         ch.kill_group()
         self.sup.restart_later(ch, f"hung ({why})")
+
+    def kill_switch_watchdog(self) -> None:
+        """A kill-switch run that ended unverified (our own bug, an exception) starts again:
+        nothing but a verified flat, ``abort`` or a person's ``resume`` ends a flatten."""
+        sup, ks = self.sup, self.sup.killswitch
+        if ks is None or sup.shutting_down or not ks.needs_restart():
+            return
+        assert ks.task is not None
+        err = ks.task.exception()
+        why = (f"the kill switch's flatten ended unverified ({type(err).__name__}: {err})"
+               if err is not None else "the kill switch's flatten ended unverified")
+        if sup.halt.trigger == "abort":
+            return
+        log.critical("watchdog: %s; starting it again", why)
+        ks.task = None
+        asyncio.get_running_loop().create_task(ks.resume_pending(why))
 
     def check(self) -> None:
         """One turn of the supervisor's watch loop: every heartbeat judged, every absence timed."""

@@ -206,3 +206,60 @@ def test_a_stop_while_halted_by_abort_holds_nothing(journal: Journal) -> None:
     sup.request_stop()
     assert sup.killswitch is not None and sup.killswitch.owner == ""
     sup.ctx.destroy(0)
+
+
+# --- the watchdog: a run that ended unverified starts again -----------------------------------
+
+def test_the_watchdog_restarts_a_run_that_ended_unverified(journal: Journal) -> None:
+    from supervisor.policy import ChildPolicy
+    from tests.unit.supervisor.fakesup import FakeSup
+
+    fl = Flattener(True)
+    ks = killswitch(journal, fl, [])
+    sup = FakeSup()
+    sup.killswitch = ks
+    policy = ChildPolicy(sup)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        async def died() -> Any:  # a run that raised outside the loop's own catch (our bug)
+            raise RuntimeError("our own bug")
+
+        journal.set_halt(HaltState(True, "the trader exited", "trader_exit", 1.0, False))
+        ks.task = asyncio.get_running_loop().create_task(died())
+        await asyncio.sleep(0)
+        assert ks.needs_restart()
+        sup.shutting_down = True
+        policy.kill_switch_watchdog()  # never during an orderly stop
+        assert ks.task is not None and ks.task.done()
+        sup.shutting_down = False
+        policy.kill_switch_watchdog()
+        assert ks.task is None  # handed to resume_pending
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert ks.task is not None
+        outcome = await ks.task
+        assert outcome.verified and fl.rounds == 1
+
+    asyncio.run(go())
+    assert journal.halt_state().verified_flat
+
+
+def test_the_watchdog_leaves_an_abort_alone(journal: Journal) -> None:
+    from supervisor.policy import ChildPolicy
+    from tests.unit.supervisor.fakesup import FakeSup
+
+    ks = killswitch(journal, Flattener(True), [])
+    sup = FakeSup()
+    sup.killswitch = ks
+    sup.halt = HaltState(True, "aborted", "abort", 1.0, False)
+
+    async def go() -> None:
+        async def died() -> Any:
+            raise RuntimeError("x")
+
+        ks.task = asyncio.get_running_loop().create_task(died())
+        await asyncio.sleep(0)
+        ChildPolicy(sup).kill_switch_watchdog()  # type: ignore[arg-type]
+        assert ks.task is not None and ks.task.done()
+
+    asyncio.run(go())
