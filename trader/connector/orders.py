@@ -32,6 +32,7 @@ from trader.exchange.calls import BACKOFF_CAP, Guard
 from trader.exchange.numbers import BadExchangeData
 from trader.kernel.errors import FlatguardError
 from trader.kernel.journal import Journal
+from trader.kernel.protocol import OrderStatus as S
 
 log = logging.getLogger("flatguard.connector")
 
@@ -144,7 +145,7 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
         params["timeInForce"] = req["tif"]
 
     def not_placed(why: str) -> NotPlaced:
-        journal.update_order(cid, "rejected", error=f"not placed: {why}")
+        journal.update_order(cid, S.REJECTED, error=f"not placed: {why}")
         return NotPlaced(f"order {cid} not placed: {why}")
 
     resynced = False
@@ -160,7 +161,7 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
                                         req["side"], req["amount"], req["price"], dict(params))
             break
         except Fenced as f:
-            journal.update_order(cid, "rejected", error=f"not sent: {f}")
+            journal.update_order(cid, S.REJECTED, error=f"not sent: {f}")
             raise
         except E.Rejected as r:
             if r.classification.outcome == "lookup":  # duplicate id: it is open on the exchange
@@ -168,7 +169,7 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
                 if found is not None:
                     o = found
                     break
-            journal.update_order(cid, "rejected", error=r.classification.describe())
+            journal.update_order(cid, S.REJECTED, error=r.classification.describe())
             raise
         except E.Transient as t:
             c = t.classification
@@ -184,9 +185,9 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
             o = await _resolve(guard, ex, journal, cid, sym, fence, recv_window_ms, str(b))
             break
         except E.Fatal as f:
-            journal.update_order(cid, "error", error=f.classification.describe())
+            journal.update_order(cid, S.ERROR, error=f.classification.describe())
             raise
-    journal.update_order(cid, str(o.get("status") or "open"), exchange_id=str(o.get("id") or ""),
+    journal.update_order(cid, str(o.get("status") or S.OPEN), exchange_id=str(o.get("id") or ""),
                          filled=_num(o.get("filled")))
     return o
 
@@ -195,7 +196,7 @@ async def _resolve(guard: Guard, ex: Any, journal: Journal, cid: str, sym: str, 
                    recv_window_ms: int, why: str) -> dict[str, Any]:
     """The outcome of a create is unknown: find it, or prove it can no longer land."""
     failed_at = time.monotonic()  # later than the request's signed timestamp
-    journal.update_order(cid, "unknown", error=why)
+    journal.update_order(cid, S.UNKNOWN, error=why)
     answered, found = await lookup_once(guard, ex, sym, cid)
     if found is not None:
         return found
@@ -209,6 +210,6 @@ async def _resolve(guard: Guard, ex: Any, journal: Journal, cid: str, sym: str, 
         log.info("event=create_resolved client_id=%s found=true", cid)
         return found
     log.warning("event=create_resolved client_id=%s found=false action=not_resent", cid)
-    journal.update_order(cid, "rejected", error=f"not placed: {why}")
+    journal.update_order(cid, S.REJECTED, error=f"not placed: {why}")
     raise NotPlaced(f"order {cid} not placed: its reply was lost ({why}) and the "
                     "exchange does not have it after its recvWindow; not re-sent")

@@ -19,7 +19,7 @@ from trader.engine.risk.view import OpenOrder
 from trader.engine.strategy import Context, MarketData, OrderUpdate, Strategy
 from trader.kernel import proc
 from trader.kernel.config import Config
-from trader.kernel.protocol import TERMINAL, TradingState
+from trader.kernel.protocol import TERMINAL, OrderStatus, TradingState
 
 
 class Requesting(Protocol):
@@ -147,7 +147,7 @@ class EngineControls:
 
     def pending_orders(self, symbols: tuple[str, ...]) -> list[tuple[str, str]]:
         return [(t.intent.symbol, cid) for cid, t in self.orders.orders.items()
-                if t.status == "pending" and t.intent.symbol in symbols]
+                if t.status == OrderStatus.PENDING and t.intent.symbol in symbols]
 
     def orders_tracked(self) -> int:
         return len(self.orders.orders)

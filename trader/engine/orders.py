@@ -25,6 +25,7 @@ from trader.kernel import bus
 from trader.kernel.metrics import METRICS
 from trader.kernel.payloads import OrderCreate
 from trader.kernel.protocol import TERMINAL, ConnectorOp
+from trader.kernel.protocol import OrderStatus as S
 
 log = logging.getLogger("flatguard")
 
@@ -39,7 +40,7 @@ LOG_EVERY = 5.0  # s between log lines for one (check, symbol) rejection; the me
 @dataclass
 class Tracked:
     intent: OrderIntent
-    status: str = "pending"
+    status: str = S.PENDING
     filled: float = 0.0  # as the exchange reports it (order updates)
     fill_seen: float = 0.0  # as applied to the inventory (fill events)
     sent_at: float = 0.0  # monotonic
@@ -132,12 +133,12 @@ class OrderManager:
             # rejected: the exchange refused this order. timeout: unknown; the connector resolves
             # it by client id and the order/account events tell the truth either way.
             if e.kind != "timeout":
-                t.status, t.error = "rejected", e.message
+                t.status, t.error = S.REJECTED, e.message
             log.warning("order %s cid=%s kind=%s: %s", args["side"], cid, e.kind, e.message)
             return
         t.news_at = time.monotonic()
-        if isinstance(res, dict) and t.status == "pending":
-            t.status = str(res.get("status") or "open")
+        if isinstance(res, dict) and t.status == S.PENDING:
+            t.status = str(res.get("status") or S.OPEN)
             t.filled = max(t.filled, float(res.get("filled") or 0.0))
 
     def on_order(self, data: dict[str, Any]) -> OrderUpdate | None:
@@ -170,7 +171,7 @@ class OrderManager:
                                     timeout=ORDER_TIMEOUT)
             t = self.orders.get(cid)
             if t is not None and t.status not in DONE:
-                t.status = "canceled"
+                t.status = S.CANCELED
         except bus.RequestError as e:
             log.warning("cancel cid=%s kind=%s: %s", cid, e.kind, e.message)
 
@@ -179,7 +180,7 @@ class OrderManager:
                                                  timeout=ORDER_TIMEOUT) for s in symbols))
         for t in self.orders.values():
             if t.intent.symbol in symbols and t.status not in DONE:
-                t.status = "canceled"
+                t.status = S.CANCELED
 
     def prune(self, known_open: set[str] | None = None, keep: float = 300.0) -> None:
         """Forget finished orders after a while; memory stays bounded on a long run. A pending
@@ -190,8 +191,8 @@ class OrderManager:
             if t.status in DONE:
                 if now - t.sent_at > keep:
                     del self.orders[cid]
-            elif (t.status == "pending" and known_open is not None and cid not in known_open
+            elif (t.status == S.PENDING and known_open is not None and cid not in known_open
                   and now - t.news_at > PENDING_EXPIRY):
                 log.warning("order cid=%s pending %.0f s with no news and not open on the "
                             "exchange: taken as never placed", cid, now - t.sent_at)
-                t.status = "expired"
+                t.status = S.EXPIRED
