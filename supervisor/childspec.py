@@ -44,12 +44,8 @@ class ChildSpec:
     opens_session: bool = False  # holds the exchange session: a hedged account is its refusal
     carries_alerts: bool = False  # its own flapping cannot be alerted through it
     says_state: bool = False  # its flatguard_trading_state is the trading state
-    account_rank: int = 0  # whose account series /metrics shows: lowest live rank wins; 0 never
+    account_rank: int = 0  # /metrics account series: rank 1 while it reports them, else 2
     stop_rank: int = 0  # orderly stop order (the notifier last: it delivers the stop messages)
-
-    @property
-    def restarts(self) -> bool:
-        return self.on_exit is not OnExit.KILL_SWITCH
 
 
 HELPER_HANG_FACTOR = 5.0
@@ -68,10 +64,6 @@ SPECS: dict[str, ChildSpec] = {s.name: s for s in (
               start_when_halted=False, stale_backstop=True, says_state=True, account_rank=1,
               stop_rank=0),
 )}
-
-
-def spec(name: str) -> ChildSpec:
-    return SPECS[name]
 
 
 def stop_order() -> list[str]:

