@@ -42,6 +42,7 @@ class Peers:
     async def ask(self, name: str, op: str, args: dict[str, Any] | None = None,
                   timeout: float = PEER_TIMEOUT) -> Any:
         """The peer's result; ``NoAnswer`` on timeout; ``CommandError`` on its error reply."""
+        op = str(op)  # an Op enum member prints in errors as its plain value
         try:
             # the outer wait_for also bounds a send that cannot complete
             return await asyncio.wait_for(self._req(name).request(op, args or {}, timeout),

@@ -197,6 +197,7 @@ class Requester(_Sequenced):
                 fut.set_result(msg.data)
 
     async def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        op = str(op)  # an Op enum member travels, and prints in errors, as its plain value
         self._ensure_reader()
         rid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -212,6 +213,7 @@ class Requester(_Sequenced):
 
     async def send_oneway(self, op: str, args: dict[str, Any]) -> None:
         """A message with no reply expected (heartbeats). Never blocks on a dead peer."""
+        op = str(op)
         try:
             await self.sock.send_multipart(self.frames(op, {"args": args}), flags=zmq.NOBLOCK)
         except zmq.Again:
@@ -364,6 +366,7 @@ class SyncRequester(_Sequenced):
         self._ids = itertools.count(1)
 
     def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        op = str(op)
         rid = next(self._ids)
         deadline = time.monotonic() + timeout
         try:
