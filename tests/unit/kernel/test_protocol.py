@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from tests.stack import short_dir
 from trader.kernel import bus, protocol, wire
 from trader.kernel.payloads import (
     Fill,
@@ -188,3 +189,13 @@ def test_dispatcher_fallback_and_extras() -> None:
     d = bus.Dispatcher("commander", {"cmd": cmd}, fallback=other)
     assert asyncio.run(d("cmd", {}, MSG, peer="alice")) == ("cmd", "alice")
     assert asyncio.run(d("ping", {}, MSG)) == ("ping", None)
+
+
+def test_an_op_enum_prints_as_its_plain_value_in_request_errors() -> None:
+    req = bus.SyncRequester(f"ipc://{short_dir()}/none", "test")  # nobody listens
+    try:
+        with pytest.raises(bus.RequestTimeout) as e:
+            req.request(protocol.ConnectorOp.STATUS, {}, timeout=0.05)
+    finally:
+        req.close()
+    assert str(e.value) == "timeout: no reply to 'status' within 0.05 s"
