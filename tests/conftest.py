@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.sim_harness import SimHarness
 from tests.stack import Sim, Stack
-from trader.sim.testing import SimHarness
 
 
 def _sim_bugs(state: Callable[[], dict]) -> int:
@@ -42,7 +42,7 @@ def stacks() -> Iterator[list[Stack]]:
 
 @pytest.fixture
 def h() -> Iterator[SimHarness]:
-    """An in-process simulated exchange on its own event loop thread (see trader/sim/testing)."""
+    """An in-process simulated exchange on its own event loop thread (see tests/sim_harness.py)."""
     harness = SimHarness()
     try:
         yield harness

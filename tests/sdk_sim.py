@@ -18,7 +18,7 @@ from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futur
     DerivativesTradingUsdsFutures,
 )
 
-from trader.sim.testing import ThreadedSim
+from tests.sim_harness import ThreadedSim
 
 # What the SDK logs when a reply does not fit its models (binance_common.utils.send_request)
 # or a stream message fails validation (binance_common.websocket: "Error in callback").

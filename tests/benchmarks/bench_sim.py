@@ -26,7 +26,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def bench_round_trip(quick: bool = False) -> dict[str, float]:
-    from trader.sim.testing import SimHarness
+    from tests.sim_harness import SimHarness
 
     n = 60 if quick else 300
     h = SimHarness(order_limit_10s=0, order_limit_1m=0)  # a benchmark, not a rate test

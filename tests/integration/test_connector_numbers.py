@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.connector_harness import ConnectorProc, wait_for
+from tests.sim_harness import SimHarness
 from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
 from trader.exchange import errors as E
@@ -34,7 +35,6 @@ from trader.exchange.venues.binanceusdm import RULES
 from trader.kernel import wire
 from trader.kernel.bus import RequestError
 from trader.kernel.metrics import METRICS
-from trader.sim.testing import SimHarness
 
 BTC = "BTC/USDT:USDT"
 NAN, INF = float("nan"), float("inf")

@@ -12,11 +12,11 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
+from tests.sim_harness import SimHarness, wait_until
 from tests.stack import Sim, http_json, wait_for
 from trader.sim import pipeline
 from trader.sim.ban import parse_ban
 from trader.sim.faults import parse_latency
-from trader.sim.testing import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.sim_harness import SimHarness
 from trader.connector import fence as fence_mod
 from trader.connector import orders
 from trader.connector.fence import Fence, Fenced
@@ -26,7 +27,6 @@ from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
 from trader.exchange.venues.binanceusdm import RULES
 from trader.kernel.journal import Journal
-from trader.sim.testing import SimHarness
 
 BTC = "BTC/USDT:USDT"
 RECV_MS = 1000  # exchange.recv_window for these tests: the lookup waits 1 s + the margin

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from ccxt.base.errors import BaseError
 
+from tests.sim_harness import SimHarness
 from trader.exchange import errors as E
 from trader.exchange.ban import BAN_418_S, MARGIN_S, BanBoard, host_of, retry_after
 from trader.exchange.calls import Guard, install_recorder
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
 from trader.exchange.venues import venue_for
-from trader.sim.testing import SimHarness
 
 H = "fapi.example:443"
 T0 = (int(time.time()) // 60 + 1) * 60 + 10.0  # 10 s into a minute (near now: old bans are pruned)

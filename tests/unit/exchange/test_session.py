@@ -7,8 +7,8 @@ import json
 import ccxt.async_support as ccxt
 import pytest
 
+from tests.sim_harness import SimHarness
 from trader.exchange.session import build_exchange, default_ws_url
-from trader.sim.testing import SimHarness
 
 LOCAL = "http://127.0.0.1:8123"
 REAL_FAPI = "https://fapi.binance.com/fapi/v1/order"

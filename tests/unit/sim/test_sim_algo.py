@@ -7,7 +7,7 @@ import asyncio
 import ccxt.async_support as ccxt
 import pytest
 
-from trader.sim.testing import SimHarness, wait_until
+from tests.sim_harness import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from tests import sdk_sim
 from tests.sdk_sim import sdk_client, signed
-from trader.sim.testing import ThreadedSim
+from tests.sim_harness import ThreadedSim
 
 t = sdk_sim.t  # the fixtures the conformance modules share
 sdk = sdk_sim.sdk

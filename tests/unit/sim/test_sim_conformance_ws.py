@@ -21,7 +21,7 @@ from binance.exceptions import BinanceAPIException
 
 from tests import sdk_sim
 from tests.sdk_sim import sdk_client, signed
-from trader.sim.testing import SimHarness, ThreadedSim
+from tests.sim_harness import SimHarness, ThreadedSim
 
 t = sdk_sim.t  # the fixtures the conformance modules share
 

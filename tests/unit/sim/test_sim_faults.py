@@ -9,8 +9,8 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
+from tests.sim_harness import SimHarness
 from trader.sim.faults import Failure, parse_fail, parse_retire
-from trader.sim.testing import SimHarness
 
 BTC = "BTC/USDT:USDT"
 

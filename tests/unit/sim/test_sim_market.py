@@ -11,13 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.sim_harness import SimHarness, wait_until
 from trader.sim import events, margin
 from trader.sim.book import Account, OrderRequest
 from trader.sim.clock import SimClock
 from trader.sim.market import PriceFeed
 from trader.sim.records import Order, Position, Trade
 from trader.sim.state import SimConfig, SimState
-from trader.sim.testing import SimHarness, wait_until
 
 
 class Recorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ccxt.async_support as ccxt
 import pytest
 
-from trader.sim.testing import SimHarness, wait_until
+from tests.sim_harness import SimHarness, wait_until
 
 BTC = "BTC/USDT:USDT"
 ETH = "ETH/USDT:USDT"

@@ -13,10 +13,10 @@ import ccxt.async_support as ccxt
 import pytest
 
 from supervisor.flatten import Flattener
+from tests.sim_harness import SimHarness
 from tests.unit.supervisor.test_flatten_unit import SYMBOLS, ctl, ctl_body, flattener, sim_positions
 from trader.exchange import errors as E
 from trader.exchange.venues import UnsupportedVenue, venue_for
-from trader.sim.testing import SimHarness
 
 BTC = SYMBOLS[0]
 

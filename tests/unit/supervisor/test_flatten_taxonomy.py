@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from supervisor.flatten import Flattener
+from tests.sim_harness import SimHarness, wait_until
 from tests.unit.supervisor.test_flatten_unit import (
     SYMBOLS,
     closes,
@@ -21,7 +22,6 @@ from tests.unit.supervisor.test_flatten_unit import (
     flattener,
     sim_positions,
 )
-from trader.sim.testing import SimHarness, wait_until
 
 BTC, ETH = SYMBOLS
 

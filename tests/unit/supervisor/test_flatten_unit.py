@@ -16,10 +16,10 @@ import aiohttp
 
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
+from tests.sim_harness import SimHarness
 from tests.stack import short_dir
 from trader.kernel.journal import Journal
 from trader.kernel.metrics import Registry
-from trader.sim.testing import SimHarness
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
 

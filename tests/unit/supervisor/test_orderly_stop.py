@@ -14,11 +14,11 @@ import pytest
 from supervisor.app import Supervisor
 from supervisor.killswitch import KillSwitch
 from supervisor.lifecycle import orderly_stop
+from tests.sim_harness import SimHarness
 from tests.stack import short_dir
 from tests.unit.supervisor.test_flatten_unit import ctl, flattener, sim_positions
 from trader.kernel import config
 from trader.kernel.journal import Journal
-from trader.sim.testing import SimHarness
 
 
 @pytest.fixture
