@@ -51,10 +51,9 @@ class Peers:
             self._reset(name)
             raise NoAnswer(name, op) from None
         except bus.RequestError as e:
-            err = CommandError(f"{name} refused {op}: {e.message}")
-            if e.kind in ("rejected", "refused", "usage"):
-                err.kind = "refused"
-            raise err from None
+            refused = e.kind in ("rejected", "refused", "usage")
+            raise CommandError(f"{name} refused {op}: {e.message}",
+                               kind="refused" if refused else None) from None
 
     async def try_ask(self, name: str, op: str, args: dict[str, Any] | None = None,
                       timeout: float = PEER_TIMEOUT) -> tuple[Any, str | None]:

@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from trader.kernel import wire
-from trader.kernel.errors import FlatguardError
+from trader.kernel.errors import FlatguardError, reply_kind
 from trader.kernel.protocol import REPLY
 from trader.kernel.wire import Message, WireError
 
@@ -281,9 +281,9 @@ class Responder(_Sequenced):
     """Async ROUTER server. The handler (usually a ``Dispatcher``) returns the reply; its
     exception becomes an error reply.
 
-    An exception with a ``kind`` attribute keeps that kind in the reply (e.g. ``rejected``);
-    anything else is ``error``. A malformed request is dropped and counted: with no valid id
-    there is nobody to answer.
+    A ``FlatguardError`` keeps its ``kind`` in the reply (e.g. ``rejected``); anything else is
+    a bug in the handler and is ``error``. A malformed request is dropped and counted: with no
+    valid id there is nobody to answer.
     """
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, source: str) -> None:
@@ -333,7 +333,7 @@ class Responder(_Sequenced):
             body: dict[str, Any] = {"id": rid, "ok": True, "result": result}
         except Exception as e:  # the dispatcher maps every failure to an error reply
             body = {"id": rid, "ok": False,
-                    "error": {"kind": getattr(e, "kind", "error"), "message": str(e) or type(e).__name__}}
+                    "error": {"kind": reply_kind(e), "message": str(e) or type(e).__name__}}
             if rid is None:  # nobody to tell: a malformed one-way message must not vanish
                 log.warning("event=oneway_failed op=%s src=%s error=%r", msg.topic, msg.src,
                             str(e) or type(e).__name__)

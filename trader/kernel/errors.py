@@ -14,12 +14,13 @@ kind; the caller or the person decides).
     FlatguardError                      kind "error"; anything unplanned: reply "error"
     ├── kernel
     │   ├── ConfigError(ValueError)     fatal at start-up: the message names the key and file
-    │   │   └── notifier.SinkConfigError  a sink's config/env is unusable: fatal at start-up
     │   ├── WireError(ValueError)       drop the message, count it
     │   ├── RunDirError(RuntimeError)   fatal at start-up (run dir unusable, socket path too long)
     │   ├── LogSetupError(RuntimeError) fatal at start-up (exit 2)
-    │   ├── RequestError                kind from the serving side: reply; the caller decides
+    │   ├── RequestError                kind from the serving side: the caller decides by kind
     │   │   └── RequestTimeout          kind "timeout": outcome unknown; never re-sent at once
+    │   ├── UnknownOp(ValueError)       kind "bad_request": an op the server lacks; nothing done
+    │   ├── PayloadError(ValueError)    kind "bad_request": a mistyped payload; nothing done
     │   ├── JournalUnusable(RuntimeError)  fatal: fail closed (HALTED), say how to fix
     │   │   └── JournalTooNew           fatal: fail closed, never write to it
     │   ├── SchemaTooNew                fatal: surfaced as JournalTooNew
@@ -27,7 +28,24 @@ kind; the caller or the person decides).
     ├── engine
     │   ├── StrategyLoadError(ValueError)  fatal at start-up
     │   ├── InvalidOrder(ValueError)    reject the order (never sent); trading continues
-    │   └── TraderCommandError          kind "refused": the trader will not do this now; reply
+    │   └── TraderCommandError          kind "refused": not now; reply, state unchanged
+    ├── exchange (the venue layer; ``trader/exchange/errors.py`` has the per-call rules)
+    │   ├── ExchangeCallError           a classified failed call; kind per instance:
+    │   │   ├── Fatal                   fatal: stop trading, halt and flatten, alert
+    │   │   ├── Rejected                reject this order; trading continues, not retried
+    │   │   └── Transient               retry within the budget (then fatal)
+    │   │       └── supervisor.Banned   rate limited or banned: the round stops, wait it out
+    │   ├── NotSent                     kind "rejected": nothing left this process
+    │   │   ├── connector.Fenced        kind "fenced": the connector is fenced
+    │   │   └── connector.NotPlaced     kind "rejected": the exchange does not have the order
+    │   ├── BadExchangeData(ValueError) kind "bad_data": an impossible number; drop, reconcile
+    │   ├── KeysError(RuntimeError)     fatal at start-up (keys missing or unreadable)
+    │   ├── UnsupportedVenue(ValueError)   refusal at start-up (exit 78), names the venues
+    │   └── MissingCapabilities(RuntimeError)  refusal at start-up (exit 78)
+    ├── connector
+    │   ├── BadRequest(ValueError)      kind "rejected": malformed request; nothing sent
+    │   ├── Refused(RuntimeError)       kind "fatal": trading stopped after a fatal error
+    │   └── Refusal(RuntimeError)       refusal at start-up (exit 78): fix and restart
     ├── sim
     │   ├── BinanceError                reject: rendered as Binance's {"code", "msg"} body
     │   └── BadControlRequest(ValueError)  reject: HTTP 400 on the sim's control API
@@ -35,12 +53,12 @@ kind; the caller or the person decides).
     │   ├── SupervisorError
     │   │   ├── StartupError            fatal at start-up: stop what was started, exit 1
     │   │   └── SupervisorRefused       kind "refused": state unchanged; reply
-    │   ├── ServiceError(ValueError)    fatal for the service command: say why, exit non-zero
-    │   ├── BelowLotStep(ValueError)    reject this close: the remainder is below the lot step
+    │   ├── ServiceError(ValueError)    the service command fails: nothing written
+    │   ├── BelowLotStep(ValueError)    this close cannot be sent: the rest is below the lot step
     │   └── SimStartError(RuntimeError) fatal at start-up
     ├── notifier
     │   └── NotifierError
-    │       ├── SinkConfigError         (also a ConfigError, above)
+    │       ├── SinkConfigError(ConfigError)  a sink's config/env is unusable: fatal at start-up
     │       └── DeliveryError           one request to a sink failed
     │           ├── TransientDelivery   retry with backoff within the sink's budget
     │           └── PermanentDelivery   counted failed at once, never retried
@@ -52,12 +70,12 @@ kind; the caller or the person decides).
         │   │   └── ConfirmationExpired kind "expired": nothing done
         │   ├── Unauthorised            kind "unauthorised": ignored on Telegram, audited
         │   └── NoAnswer                kind "no_answer": outcome unknown; the person decides
-        ├── TelegramError               retry the poll with backoff
+        ├── TelegramError               log, back off, keep polling
         └── CurveError(RuntimeError)    fatal at start-up (keys unusable)
 
-The venue layer (``trader.exchange``) and the connector hang their own classes here too
-(``ExchangeCallError`` with kinds fatal / rejected / transient, ``NotSent``, ...); their modules
-document their policies.
+Each package's own module says more (``notifier/errors.py``, ``commander/errors.py``, ...).
+``tests/unit/kernel/test_errors_tree.py`` checks that every exception class of our packages is
+here (a ``FlatguardError``), has a kind, and has a name no other class has.
 
 A built-in base kept beside ``FlatguardError`` (``ValueError``, ``RuntimeError``) is there
 because callers catch it; it is not a policy.
