@@ -63,7 +63,10 @@ def test_up_trades_reports_and_stops_flat(sim: Sim, stacks: list[Stack]) -> None
 
     st.remember_pids()
     assert st.ctl("ping").returncode == 0
-    code = st.stop()
+    # SIGHUP (a dropped SSH session) is the same orderly stop as SIGTERM (every other test's
+    # stop) and SIGINT (test_builtin_sim_make_run_path); which one it obeys: test_supervisor_signals.
+    st.signal(signal.SIGHUP)
+    code = st.wait_exit()
     assert code == 0, st.output()
     assert is_flat(sim.state()), sim.state()
     for pid in st.pids:

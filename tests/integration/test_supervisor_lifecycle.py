@@ -42,14 +42,6 @@ def test_notifier_and_commander_are_restarted(sim: Sim, stacks: list[Stack]) -> 
     assert 'flatguard_process_restarts_total{process="notifier"} 1.0' in st.metrics()
 
 
-def test_sighup_is_an_orderly_stop(sim: Sim, stacks: list[Stack]) -> None:
-    st = make(sim, stacks).start()
-    wait_for(lambda: positions_of(sim.state()) or sim.state()["open_orders"], 60, "exposure")
-    st.signal(signal.SIGHUP)
-    assert st.wait_exit() == 0, st.output()
-    assert is_flat(sim.state())
-
-
 def test_shutdown_leave_leaves_the_account(sim: Sim, stacks: list[Stack]) -> None:
     """A real stack's stop with shutdown = "leave" (the trader's own stop included) touches no
     position. The modes' logic (cancel: orders gone, positions kept; leave; flatten) is
