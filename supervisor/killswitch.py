@@ -89,7 +89,7 @@ class KillSwitch:
         self.flattening = False  # any flatten loop (a run, the watch's, an orderly stop's)
         self.owner = ""  # an orderly stop holding the account (see hold)
         self.deferred: tuple[str, str] | None = None  # the first trigger while held
-        self._fence_task: asyncio.Task[None] | None = None
+        self._fences: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references
 
     @property
     def running(self) -> bool:
@@ -117,7 +117,9 @@ class KillSwitch:
             self.deferred = self.deferred or (trigger, reason)
             log.warning("kill switch held by the %s; trigger=%s deferred reason=%s",
                         self.owner, trigger, reason)
-            self._fence_task = asyncio.get_running_loop().create_task(self._fence_quietly())
+            t = asyncio.get_running_loop().create_task(self._fence_quietly())
+            self._fences.add(t)
+            t.add_done_callback(self._fences.discard)
             return False
         self.stop_watching()
         self.trigger_name = trigger
