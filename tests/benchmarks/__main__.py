@@ -35,6 +35,7 @@ SUITES: dict[str, tuple[str, str]] = {
     "notifier": ("tests.benchmarks.bench_notifier", "run"),
     "sim": ("tests.benchmarks.bench_sim", "run"),
     "falsekill": ("tests.benchmarks.bench_falsekill", "run"),
+    "suites": ("tests.benchmarks.bench_suites", "run"),
 }
 
 
@@ -72,6 +73,10 @@ TARGETS: dict[str, Target] = {
     "hang_to_flat_loaded_p99_ms": Target("<=", 1500.0, "ms", "SIGSTOP -> flat, 2 CPU hogs"),
     # the order's recvWindow (5 s) + the 1 s Binance accepts a timestamp ahead + one round: the
     # proof costs the bound, no more (the sim's new orders take 1 s in this benchmark)
+    "unit_suite_s": Target("<=", 30.0, "s", "make test-fast (issue 11)"),
+    "integration_suite_s": Target("<=", 240.0, "s", "make test, 2 cores (issue 11)"),
+    "unit_failed": Target("<=", 0.0, "tests", "unit failures"),
+    "integration_failed": Target("<=", 0.0, "tests", "integration failures"),
     "inflight_kill_to_verified_p50_ms": Target("<=", 7500.0, "ms", "kill, order in flight -> verified"),
 }
 
