@@ -6,32 +6,24 @@ Pointing ccxt at another host (the simulator, a proxy) is more than swapping one
   papi, ...). Every one is replaced, keeping its path, so no call can leak to the real host.
 * ccxt.pro derives its USDⓈ-M stream URLs from ``urls['api']['ws']['linear']``
   (``<base>/ws`` → ``<base>/market/ws/<n>``, ``/public/ws/<n>``, ``/private/ws?listenKey=``).
-* ccxt 4.5.90 chooses Binance's futures error table by URL prefix
-  (``binance.get_exceptions_by_url``: ``https://fapi.binance.com/`` → ``exceptions['linear']``).
-  Under any other base URL, -2019 (margin insufficient) and -2022 (reduce-only rejected)
-  would degrade to a bare ``ExchangeError``. The overridden base is therefore registered as
-  a USDⓈ-M host (``_LocalLinearErrors``), so the error classes are exactly those real Binance
-  produces: -2019 → ``InsufficientFunds``, -2022 → ``InvalidOrder``.
-
-``testnet=True`` without ``url``: Binance closed the futures testnet to ccxt — in 4.5.90
-``sign()`` raises ``NotSupported`` for ``testnet.binancefuture.com`` unless
-``options['disableFuturesSandboxWarning']`` — and offers "demo trading" instead;
-``enable_demo_trading(True)`` swaps ``urls['api']`` for ``urls['demo']``
-(``demo-fapi.binance.com``; streams ``fstream.binancefuture.com``). For the binance family this
-module uses demo trading; other exchanges use ``set_sandbox_mode(True)``, which on 4.5.90 means:
+* What a venue needs beyond that (options, its error table under another host, its own test
+  environment) is the venue module's ``configure`` (``venues/binanceusdm.py``: demo trading for
+  ``testnet``, the USDⓈ-M error table for a local ``/fapi/``). An id without a venue module
+  gets ccxt's defaults; ``testnet=True`` then means ``set_sandbox_mode(True)``, which on 4.5.90
+  is, e.g.:
 
 * ``bybit``: REST ``https://api-testnet.bybit.com``, streams ``wss://stream-testnet.bybit.com``;
 * ``okx``: demo trading — the same REST host with header ``x-simulated-trading: 1`` on every
   request, streams ``wss://wspap.okx.com:443/ws/v5``; needs demo-trading API keys.
 
-Both the connector and the supervisor's kill path build their session here with the same
+(Such an id is refused at start-up anyway: only venues with a module are traded.) Both the
+connector and the supervisor's kill path build their session here with the same
 ``url``/``ws_url``/``testnet``, so an override always reaches both (tested in
-``tests/test_connector_session.py``).
+``tests/unit/connector/test_connector_session.py``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,9 +34,9 @@ from ccxt.async_support.base.exchange import Exchange
 
 from trader.exchange.ban import BanBoard
 from trader.exchange.ban import install as install_ban_board
+from trader.exchange.venues import VENUES
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-BINANCE_IDS = frozenset({"binance", "binanceusdm", "binancecoinm"})
 DEFAULT_RECV_WINDOW_MS = 10_000  # ccxt's own default; Binance accepts at most 60_000
 DEFAULT_TIMEOUT_MS = 10_000
 
@@ -79,23 +71,6 @@ def _rebase(value: object, origin: str) -> object:
     return value
 
 
-@functools.cache
-def _with_local_linear_errors(cls: type[Exchange]) -> type[Exchange]:
-    """A subclass of a Binance class that maps a local base URL to the USDⓈ-M error table."""
-
-    class _LocalLinearErrors(cls):  # type: ignore[misc, valid-type]
-        local_linear_prefixes: tuple[str, ...] = ()
-
-        def get_exceptions_by_url(self, url: str | None, exactOrBroad: str) -> dict:  # noqa: N803
-            if url is not None and url.startswith(self.local_linear_prefixes):
-                table = self.safe_dict(self.exceptions, "linear", {})
-                return self.safe_dict(table, exactOrBroad, {})
-            return super().get_exceptions_by_url(url, exactOrBroad)
-
-    _LocalLinearErrors.__name__ = _LocalLinearErrors.__qualname__ = cls.__name__
-    return _LocalLinearErrors
-
-
 def build_exchange(
     exchange_id: str,
     *,
@@ -122,15 +97,12 @@ def build_exchange(
     """
     if not 0 < recv_window_ms <= 60_000:
         raise ValueError("recv_window_ms must be in (0, 60000]: Binance rejects more (-1131)")
+    venue_cls = VENUES.get(exchange_id)  # its session quirks, where flatguard has a venue module
     module = ccxt_pro if pro else ccxt_async
     try:
         cls: type[Exchange] = getattr(module, exchange_id)
     except AttributeError:
         raise ValueError(f"unknown ccxt exchange id {exchange_id!r}") from None
-    binance = exchange_id in BINANCE_IDS
-    if url is not None and binance:
-        cls = _with_local_linear_errors(cls)
-
     limiter = rate_limit if rate_limit is not None else not (url and is_loopback(url))
     config: dict[str, Any] = {"enableRateLimit": limiter, "timeout": timeout_ms}
     if api_key is not None:
@@ -139,25 +111,18 @@ def build_exchange(
         config["secret"] = api_secret
     exchange = cls(config)
 
-    if binance:
-        exchange.options["fetchCurrencies"] = False  # a sapi call; futures-only keys fail it
-        exchange.options["recvWindow"] = recv_window_ms
-        exchange.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
-        if exchange_id == "binanceusdm":
-            exchange.options["defaultType"] = "swap"
-            exchange.options["defaultSubType"] = "linear"
+    test_env = False
+    if venue_cls is not None:
+        test_env = venue_cls().configure(exchange, origin=_origin(url) if url is not None else None,
+                                   testnet=testnet and url is None,
+                                   recv_window_ms=recv_window_ms)
     if options:
         exchange.options.update(options)
 
     if url is not None:
         _point_at(exchange, url, ws_url if ws_url is not None else default_ws_url(url), pro)
-        if binance:
-            exchange.local_linear_prefixes = (_origin(url) + "/fapi/",)
-    elif testnet:
-        if binance and hasattr(exchange, "enable_demo_trading"):
-            exchange.enable_demo_trading(True)
-        else:
-            exchange.set_sandbox_mode(True)
+    elif testnet and not test_env:
+        exchange.set_sandbox_mode(True)
     if ban_board is not None:
         install_ban_board(exchange, ban_board)
     return exchange

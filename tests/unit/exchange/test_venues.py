@@ -179,3 +179,15 @@ def test_a_symbol_whose_contract_is_not_one_unit_is_refused() -> None:
     assert BTC + " " not in str(ei.value)
     _contract_sizes(Session(ExchangeConfig(id="binanceusdm", symbols=(BTC,)), s.venue, ex,
                             clock=None, guard=None), ex)  # type: ignore[arg-type]
+
+
+# --- the session's quirks are the venue's -----------------------------------------------------
+
+def test_session_quirks_come_from_the_venue_module_only() -> None:
+    usdm = build_exchange("binanceusdm", url="http://127.0.0.1:9")
+    assert (usdm.options["fetchCurrencies"], usdm.options["defaultType"]) == (False, "swap")
+    # a Binance id without a venue module gets ccxt's defaults, none of binanceusdm's
+    coinm = build_exchange("binancecoinm", url="http://127.0.0.1:9")
+    assert (coinm.options["fetchCurrencies"], coinm.options["defaultType"]) == (True, "spot")
+    demo = build_exchange("binanceusdm", testnet=True)  # the venue's test environment
+    assert demo.urls["api"]["fapiPublic"].startswith("https://demo-fapi.binance.com/")

@@ -7,9 +7,9 @@ path look the venue up by the same id, so they classify, close and count alike; 
 a venue module is refused at start-up, never run with another venue's rules.
 
 To add a venue: write ``venues/<ccxt id>.py`` with a class implementing :class:`Venue` (its
-error codes, rate-limit header, dead-man switch, key check, close quirks, order statuses,
-contract size and the ccxt capabilities it needs), add it to ``VENUES``, and a unit test in
-``tests/unit/exchange/test_venues.py``.
+session options and test environment, error codes, rate-limit header, dead-man switch, key
+check, close quirks, order statuses, contract size and the ccxt capabilities it needs), add it
+to ``VENUES``, and a unit test in ``tests/unit/exchange/test_venues.py``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,14 @@ class Venue(Protocol):
     price_protection_codes: frozenset[int]  # market close refused: IOC limit inside the band
     reduce_only_rejected_codes: frozenset[int]  # the position is smaller: re-read
     filter_codes: frozenset[int]  # our filters are stale: reload markets, retry
+
+    def configure(self, ex: Any, *, origin: str | None, testnet: bool,
+                  recv_window_ms: int) -> bool:
+        """The venue's session quirks on a fresh ccxt instance (``session.build_exchange``):
+        options, and what pointing it at ``origin`` (another host, e.g. the sim) needs. With
+        ``testnet`` (only when ``origin`` is None), switch to the venue's test environment and
+        return True; False leaves it to ccxt's ``set_sandbox_mode``."""
+        ...
 
     def weight_used(self, headers: Mapping[str, Any] | None) -> int | None:
         """The request weight used in the current window, from a response's headers."""

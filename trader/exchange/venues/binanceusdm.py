@@ -30,7 +30,14 @@ any other code, or a listed code on another call    fatal
 
 Why a table of our own: ccxt maps Binance's futures codes (-2019, -2022 ...) only when the base
 URL is ``fapi.binance.com``, and turns -2015 into ``DDoSProtection`` once a key has
-authenticated. Request weight: the ``X-MBX-USED-WEIGHT-1M`` header (the IP's total this minute).
+authenticated. Session (``configure``): ccxt 4.5.90 chooses Binance's futures error table by URL
+prefix (``binance.get_exceptions_by_url``), so under another base URL (the sim) -2019 and -2022
+would degrade to a bare ``ExchangeError``: the local ``/fapi/`` prefix is mapped to the USDⓈ-M
+table, so the classes are exactly those real Binance produces (-2019 ``InsufficientFunds``,
+-2022 ``InvalidOrder``). ``testnet``: Binance closed the futures testnet to ccxt (4.5.90's
+``sign()`` raises ``NotSupported`` for ``testnet.binancefuture.com``) and offers demo trading
+instead: ``enable_demo_trading(True)`` (``demo-fapi.binance.com``; streams
+``fstream.binancefuture.com``). Request weight: the ``X-MBX-USED-WEIGHT-1M`` header (the IP's total this minute).
 Dead-man switch: ``POST /fapi/v1/countdownCancelAll {symbol, countdownTime(ms)}`` per symbol
 (ccxt has no unified call: ``fapiPrivatePostCountdownCancelAll``). Key permissions:
 ``GET /sapi/v1/account/apiRestrictions`` (only on Binance's own hosts; the sim has none).
@@ -109,6 +116,18 @@ STATUSES: Mapping[str, str] = {
 UNIFIED = frozenset({_S.OPEN, _S.CLOSED, _S.CANCELED, _S.EXPIRED, _S.REJECTED})
 
 
+def _local_linear_errors(ex: Any, prefix: str) -> None:
+    """Map error bodies from ``prefix`` to ccxt's USDⓈ-M table (this instance only)."""
+    by_url = ex.get_exceptions_by_url
+
+    def get_exceptions_by_url(url: str | None, exactOrBroad: str) -> dict:  # noqa: N803
+        if url is not None and url.startswith(prefix):
+            return ex.safe_dict(ex.safe_dict(ex.exceptions, "linear", {}), exactOrBroad, {})
+        return by_url(url, exactOrBroad)
+
+    ex.get_exceptions_by_url = get_exceptions_by_url
+
+
 class BinanceUsdm:
     id = "binanceusdm"
     rules = RULES
@@ -123,6 +142,20 @@ class BinanceUsdm:
     price_protection_codes = frozenset({PRICE_PROTECTION})
     reduce_only_rejected_codes = frozenset({REDUCE_ONLY_REJECTED})
     filter_codes = FILTER_CODES
+
+    def configure(self, ex: Any, *, origin: str | None, testnet: bool,
+                  recv_window_ms: int) -> bool:
+        ex.options["fetchCurrencies"] = False  # a sapi call; futures-only keys fail it
+        ex.options["recvWindow"] = recv_window_ms
+        ex.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
+        ex.options["defaultType"] = "swap"  # short symbols ("BTC/USDT") mean the perpetual
+        ex.options["defaultSubType"] = "linear"
+        if origin is not None:
+            _local_linear_errors(ex, origin + "/fapi/")
+        if testnet and hasattr(ex, "enable_demo_trading"):
+            ex.enable_demo_trading(True)
+            return True
+        return False
 
     def weight_used(self, headers: Mapping[str, Any] | None) -> int | None:
         for k, w in (headers or {}).items():
