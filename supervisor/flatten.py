@@ -236,8 +236,9 @@ class Flattener:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - classified right here, unknown is fatal
-                c = E.classify(call, e, self.venue.rules, status=seen.status if seen.status and seen.status >= 400
-                               else None, endpoint=seen.endpoint or None)
+                status = seen.status if seen.status and seen.status >= 400 else None
+                c = E.classify(call, e, self.venue.rules, status=status,
+                               endpoint=seen.endpoint or None)
                 if c.kind is E.Kind.TRANSIENT and (
                         isinstance(e, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
                         or c.status in (418, 429) or c.code == -1003):

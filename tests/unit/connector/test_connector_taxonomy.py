@@ -40,8 +40,8 @@ def test_1125_elsewhere_is_fatal(call: str) -> None:
 
 
 def _guard(fatal: list[E.Classification], budget: int = 2) -> Guard:
-    return Guard(RateLimits(), ExchangeClock(None), rules=RULES, retry_budget=budget, retry_window=3600,
-                 on_fatal=fatal.append)
+    return Guard(RateLimits(), ExchangeClock(None), rules=RULES, retry_budget=budget,
+                 retry_window=3600, on_fatal=fatal.append)
 
 
 async def _fail() -> None:

@@ -89,7 +89,8 @@ def test_weight_shares_keep_the_kill_path_reserve() -> None:
     assert lim.delay(essential=False) == 0 and lim.delay(essential=True) == 0
     lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "600"}) or 0)  # 0.8 x 750: polls wait
     assert lim.delay(essential=False) > 0 and lim.delay(essential=True) == 0
-    lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "750"}) or 0)  # the reserve: even orders wait
+    # the reserve: even orders wait
+    lim.observe(BINANCE.weight_used({"X-MBX-USED-WEIGHT-1M": "750"}) or 0)
     assert 0 < lim.delay(essential=True) <= 60.1
     assert RateLimits(limit=1000, reserve=0.0).share == 1000  # the kill path's view
 
@@ -118,8 +119,8 @@ def test_two_sessions_share_a_ban_and_nothing_is_sent_during_it(h: SimHarness,
         limits = RateLimits(board=board_conn)
         install_recorder(conn, limits)
         fatal: list[E.Classification] = []
-        g = Guard(limits, ExchangeClock(conn), rules=BINANCE.rules, retry_budget=2, retry_window=1.0,
-                  on_fatal=fatal.append)
+        g = Guard(limits, ExchangeClock(conn), rules=BINANCE.rules, retry_budget=2,
+                  retry_window=1.0, on_fatal=fatal.append)
         t0 = time.monotonic()
         bal = await g.call("fetch_balance", conn.fetch_balance)
         assert bal and not fatal and time.monotonic() - t0 > 1.0

@@ -91,7 +91,8 @@ def test_the_stream_needs_are_checked_only_for_a_websocket_feed() -> None:
 # --- binanceusdm's rules ----------------------------------------------------------------------
 
 def test_error_codes_are_the_venues_and_a_venue_without_codes_never_borrows_them() -> None:
-    rejected = ccxt_async.ExchangeError('binanceusdm {"code":-2019,"msg":"Margin is insufficient."}')
+    rejected = ccxt_async.ExchangeError(
+        'binanceusdm {"code":-2019,"msg":"Margin is insufficient."}')
     binance = venue_for("binanceusdm").rules
     assert E.classify("create_order", rejected, binance).kind is E.Kind.REJECTED
     c = E.classify("create_order", rejected, E.NO_CODES)

@@ -37,8 +37,8 @@ table, so the classes are exactly those real Binance produces (-2019 ``Insuffici
 -2022 ``InvalidOrder``). ``testnet``: Binance closed the futures testnet to ccxt (4.5.90's
 ``sign()`` raises ``NotSupported`` for ``testnet.binancefuture.com``) and offers demo trading
 instead: ``enable_demo_trading(True)`` (``demo-fapi.binance.com``; streams
-``fstream.binancefuture.com``). Request weight: the ``X-MBX-USED-WEIGHT-1M`` header (the IP's total this minute).
-Dead-man switch: ``POST /fapi/v1/countdownCancelAll {symbol, countdownTime(ms)}`` per symbol
+``fstream.binancefuture.com``). Request weight: the ``X-MBX-USED-WEIGHT-1M`` header (the IP's
+total this minute). Dead-man switch: ``POST /fapi/v1/countdownCancelAll {symbol, countdownTime(ms)}`` per symbol
 (ccxt has no unified call: ``fapiPrivatePostCountdownCancelAll``). Key permissions:
 ``GET /sapi/v1/account/apiRestrictions`` (only on Binance's own hosts; the sim has none).
 Conditional orders (STOP/TAKE_PROFIT/trailing) live on the algo-order endpoints since December
