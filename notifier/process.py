@@ -30,7 +30,7 @@ from notifier.errors import SinkConfigError
 from notifier.lanes import Dispatcher
 from notifier.message import Notification, parse
 from trader.kernel import bus, proc
-from trader.kernel.protocol import ACCOUNT, CRITICAL, FILL, NOTIFIER, NOTIFY, NotifierOp
+from trader.kernel.protocol import ACCOUNT, CRITICAL, EX_CONFIG, FILL, NOTIFIER, NOTIFY, NotifierOp
 from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard.notifier")
@@ -215,7 +215,7 @@ async def amain() -> int:
             sinks = sinks_mod.build(child.cfg)
         except SinkConfigError as e:
             log.error(proc.kv(event="bad_sink_config", error=str(e)))
-            return 78  # EX_CONFIG: a refusal the supervisor does not restart
+            return EX_CONFIG  # a refusal the supervisor does not restart
         try:
             # Notifications never slow trading: under a flood the kernel prefers the trader.
             os.nice(10)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from trader.kernel.protocol import COMMANDER, CONNECTOR, NOTIFIER, TRADER
-
-EX_CONFIG = 78  # sysexits: a child refuses this set-up (hedge mode, unsafe keys); never restarted
+from trader.kernel.protocol import COMMANDER, CONNECTOR, EX_CONFIG, EX_SOFTWARE, NOTIFIER, TRADER
 
 
 class OnExit(enum.StrEnum):
@@ -37,6 +35,9 @@ class ChildSpec:
     on_exit: OnExit
     refusal_code: int | None = EX_CONFIG  # exit code meaning "not with this set-up"
     exit_trigger: str = ""  # kill-switch trigger of an unexpected exit (OnExit.KILL_SWITCH)
+    # exit codes that name their own trigger: a rule, not a race between the child's halt
+    # request and its exit (the trader exits 70 when its engine loop died of an exception)
+    code_triggers: tuple[tuple[int, str], ...] = ()
     hang_trigger: str = ""  # ... and of a hang
     down_trigger: str = ""  # kill-switch trigger once down longer than connector_grace
     start_when_halted: bool = True  # the trader waits for a person's resume
@@ -61,9 +62,15 @@ SPECS: dict[str, ChildSpec] = {s.name: s for s in (
               on_exit=OnExit.RESTART_FOREVER, stop_rank=2),
     ChildSpec(TRADER, "trader", oom_score_adj=500, hang_factor=1.0, on_exit=OnExit.KILL_SWITCH,
               refusal_code=None, exit_trigger="trader_exit", hang_trigger="trader_hang",
+              code_triggers=((EX_SOFTWARE, "trader_exception"),),
               start_when_halted=False, stale_backstop=True, says_state=True, account_rank=1,
               stop_rank=0),
 )}
+
+
+def exit_trigger(spec: ChildSpec, code: int) -> str:
+    """The kill-switch trigger of an unexpected exit with ``code``."""
+    return dict(spec.code_triggers).get(code, spec.exit_trigger)
 
 
 def stop_order() -> list[str]:

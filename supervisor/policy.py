@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from supervisor import hang
 from supervisor.children import FAILED, RUNNING, Child
-from supervisor.childspec import SPECS, OnExit
+from supervisor.childspec import SPECS, OnExit, exit_trigger
 
 if TYPE_CHECKING:
     from supervisor.ports import PolicyPort
@@ -64,7 +64,7 @@ class ChildPolicy:
             ks = sup.killswitch
             assert ks is not None
             if not sup.halt.halted or not ks.running:
-                ks.trigger(spec.exit_trigger, f"the {ch.name} exited unexpectedly ({how})")
+                ks.trigger(exit_trigger(spec, code), f"the {ch.name} exited unexpectedly ({how})")
             return
         sup.restart_later(ch, f"exited with {how}")
 

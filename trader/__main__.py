@@ -8,7 +8,7 @@ import sys
 
 from trader.kernel import bus, proc
 from trader.kernel.payloads import Halt
-from trader.kernel.protocol import TRADER, SupervisorOp
+from trader.kernel.protocol import EX_SOFTWARE, TRADER, SupervisorOp
 
 log = logging.getLogger("flatguard")
 
@@ -31,7 +31,9 @@ async def main() -> int:
                 "trader_exception", f"{type(e).__name__}: {e}", TRADER).to_wire(), timeout=1.0)
         except bus.RequestError:
             pass
-        return 1
+        # The supervisor reads the trigger from this code, so the halt names trader_exception
+        # whichever it sees first: the request above or this exit.
+        return EX_SOFTWARE
     finally:
         if engine is not None:
             engine.close()

@@ -98,7 +98,7 @@ def test_strategy_exception_trips_the_in_process_dead_switch(sim: Sim, stacks: l
     st = make_stack(sim, stacks, '[strategy]\nname = "tests.strategies:Raiser"\n')
     st.start()
     s = wait_halted_flat(st, sim)
-    assert s["halt"]["trigger"] in ("trader_exception", "trader_exit")
+    assert s["halt"]["trigger"] == "trader_exception"
 
 
 def test_kill_command_flattens(sim: Sim, stacks: list[Stack]) -> None:

@@ -84,6 +84,10 @@ COMMANDER: Final = "commander"
 SIM: Final = "sim"
 CHILDREN: Final = (CONNECTOR, NOTIFIER, COMMANDER, TRADER)
 
+# exit codes a child tells the supervisor something with (sysexits.h)
+EX_SOFTWARE: Final = 70  # the trader's engine loop died of an exception: trigger trader_exception
+EX_CONFIG: Final = 78  # a refusal of this set-up (hedge mode, unsafe keys): never restarted
+
 # event topics
 MD: Final = "md."
 ORDER: Final = "order."

@@ -45,6 +45,18 @@ def test_trader_exit_is_the_kill_switch_never_a_restart() -> None:
     assert s.restarted == []
 
 
+def test_a_trader_whose_engine_died_of_an_exception_names_that_trigger_by_its_exit_code() -> None:
+    # The trader asks for a halt ("trader_exception") and exits 70; whichever the supervisor
+    # sees first, the trigger is the same (it used to be "trader_exit" when the exit won).
+    from trader.kernel.protocol import EX_SOFTWARE
+    s, p, _ = make()
+    p.on_exit(s.run(TRADER), EX_SOFTWARE)
+    assert [t for t, _ in s.killswitch.triggers] == ["trader_exception"]
+    s, p, _ = make()
+    p.on_exit(s.run(TRADER), 1)
+    assert [t for t, _ in s.killswitch.triggers] == ["trader_exit"]
+
+
 def test_trader_exit_while_halted_and_flattening_starts_nothing_new() -> None:
     s, p, _ = make()
     s.halt = HaltState(True, "x", "command", 1.0, False)
