@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+from types import SimpleNamespace
 
 import aiohttp
 import ccxt.async_support as ccxt
@@ -109,13 +109,13 @@ def test_latency_beyond_timeout_is_request_timeout(h: SimHarness) -> None:
 def test_weight_limit_and_recv_window() -> None:
     h = SimHarness(weight_limit=8)  # load_markets 1 + account 5 + time 1 + 1 + 1
     try:
+        # The weight counts per fixed minute window, like Binance's: the meter's window clock is
+        # pinned inside one minute, so a rollover mid-test cannot reset the count (it did, once).
+        pinned = (int(time.time()) // 60) * 60_000 + 30_000
+        h.sim.state.meter.clock = SimpleNamespace(now_ms=lambda: pinned)
         ex = h.exchange(pro=False)
 
         async def body() -> None:
-            # The weight counts per fixed minute window, like Binance's: start well inside one,
-            # so a window that rolls over mid-test cannot reset the count (it did, once).
-            while time.time() % 60 > 45:
-                await asyncio.sleep(0.5)
             # Not in ccxt's USDⓈ-M table: a bare ExchangeError against real Binance too.
             with pytest.raises(ccxt.ExchangeError, match="-1131"):
                 await ex.fetch_balance(params={"recvWindow": 70000})
