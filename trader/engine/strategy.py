@@ -144,12 +144,17 @@ class Strategy:
         return {}
 
 
+_OLD_BUILTIN_PACKAGE = "trader.strategies."
+
+
 def load_strategy(name: str) -> type[Strategy]:
     target = BUILTINS.get(name, name)
     if ":" not in target:
         raise StrategyLoadError(
             f"strategy {name!r} is neither a built-in ({', '.join(BUILTINS)}) nor module:Class")
     module, _, attr = target.partition(":")
+    if module.startswith(_OLD_BUILTIN_PACKAGE):  # a config written before the engine layer
+        module = "trader.engine.strategies." + module[len(_OLD_BUILTIN_PACKAGE):]
     try:
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:

@@ -146,3 +146,11 @@ def test_built_in_and_test_strategies_use_only_the_documented_names() -> None:
             and n.value.id == "ctx"}
     assert len(used) > 10
     assert {u for u in used if u[1] not in CONTEXT_API} == set()
+
+
+def test_strategies_named_by_their_old_module_path_still_load() -> None:
+    # configs written before the engine layer name the built-ins by their old package
+    from trader.engine.strategies.demo import Demo
+    from trader.strategy import load_strategy
+    assert load_strategy("trader.strategies.demo:Demo") is Demo
+    assert load_strategy("demo") is Demo
