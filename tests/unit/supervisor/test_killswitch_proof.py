@@ -11,9 +11,7 @@ simulated exchange, the real journal, and the KillSwitch's own loop.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +20,6 @@ import pytest
 from supervisor.flatten import Flattener
 from supervisor.killswitch import KillSwitch
 from tests.sim_harness import SimHarness
-from tests.stack import short_dir
 from trader.kernel.journal import Journal
 from trader.kernel.metrics import Registry
 
@@ -40,18 +37,6 @@ class Alerts:
         return [a[1] for a in self.got]
 
 
-@pytest.fixture
-def journal() -> Iterator[Journal]:
-    d = short_dir()
-    j = Journal(d / "journal.db")
-    try:
-        yield j
-    finally:
-        try:
-            j.close()
-        except Exception:  # noqa: BLE001 - a test may have closed it on purpose
-            pass
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def make(h: SimHarness, journal: Journal, alerts: Alerts, metrics: Registry,

@@ -12,8 +12,7 @@ processes.
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,10 +21,11 @@ from supervisor.app import Supervisor
 from supervisor.flatten import RoundResult
 from supervisor.killswitch import KillSwitch
 from supervisor.lifecycle import orderly_stop
-from tests.stack import short_dir
 from trader.kernel import config
 from trader.kernel.journal import HaltState, Journal
 from trader.kernel.metrics import Registry
+
+pytestmark = pytest.mark.usefixtures("no_order_in_flight")
 
 
 class Flattener:
@@ -49,15 +49,6 @@ class Flattener:
         return RoundResult(self.flat)
 
 
-@pytest.fixture
-def journal() -> Iterator[Journal]:
-    d = short_dir()
-    j = Journal(d / "journal.db")
-    try:
-        yield j
-    finally:
-        j.close()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def killswitch(journal: Journal, flattener: Any, fenced: list[str]) -> KillSwitch:
@@ -128,13 +119,6 @@ def supervisor(journal: Journal, flattener: Flattener, **cfg: Any) -> Supervisor
     return sup
 
 
-@pytest.fixture(autouse=True)
-def no_order_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The connector's fence answer when none of the trader's orders is in flight."""
-    async def fence_orders(sup: Any, reason: str) -> float:
-        return 0.0
-
-    monkeypatch.setattr("supervisor.fencing.fence_orders", fence_orders)
 
 
 def stop(sup: Supervisor) -> int:

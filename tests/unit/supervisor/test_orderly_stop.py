@@ -5,8 +5,6 @@ and ``leave`` stop reach this path is tests/integration/test_supervisor_lifecycl
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,29 +13,15 @@ from supervisor.app import Supervisor
 from supervisor.killswitch import KillSwitch
 from supervisor.lifecycle import orderly_stop
 from tests.sim_harness import SimHarness
-from tests.stack import short_dir
 from tests.unit.supervisor.test_flatten_unit import ctl, flattener, sim_positions
 from trader.kernel import config
 from trader.kernel.journal import Journal
 
-
-@pytest.fixture
-def journal() -> Iterator[Journal]:
-    d = short_dir()
-    j = Journal(d / "journal.db")
-    try:
-        yield j
-    finally:
-        j.close()
-        shutil.rmtree(d, ignore_errors=True)
+pytestmark = pytest.mark.usefixtures("no_order_in_flight")
 
 
-@pytest.fixture(autouse=True)
-def no_order_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def fence_orders(sup: Any, reason: str) -> float:
-        return 0.0
 
-    monkeypatch.setattr("supervisor.fencing.fence_orders", fence_orders)
+
 
 
 def exposure(h: SimHarness) -> None:
