@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.integration.test_metrics_truth import parsed, val
+from tests.promtext import parsed, val
 from tests.stack import Sim, Stack, is_flat, pids_gone, seed_exposure, wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,25 +9,12 @@ import time
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.promtext import parsed, val
 
 pytestmark = pytest.mark.integration
 
 
-def parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name.endswith("_created"):
-                continue
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in out, f"duplicate series {key}"
-            out[key] = s.value
-    return out
-
-
-def val(series: dict[Any, float], name: str, **labels: str) -> float | None:
-    return series.get((name, tuple(sorted(labels.items()))))
 
 
 def test_killpath_ready_drops_within_seconds_of_an_outage_e2e(sim: Any, stacks: list[Any]) -> None:

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from supervisor.children import RUNNING, Child
 from supervisor.flatten import RoundResult
 from supervisor.metrics_http import FleetCollector
 from supervisor.metrics_truth import Truth
+from tests.promtext import parsed, val
 from trader.kernel import config, redact
 from trader.kernel.journal import HaltState
 from trader.kernel.metrics import Registry
@@ -67,20 +67,6 @@ def exposition(truth: Truth, sup: Any) -> str:
     return generate_latest(reg).decode()
 
 
-def parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name.endswith("_created"):
-                continue
-            key = (s.name, tuple(sorted(s.labels.items())))
-            assert key not in out, f"duplicate series {key}"
-            out[key] = s.value
-    return out
-
-
-def val(series: dict[Any, float], name: str, **labels: str) -> float | None:
-    return series.get((name, tuple(sorted(labels.items()))))
 
 
 TRADER_METRICS = [
