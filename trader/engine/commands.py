@@ -37,7 +37,6 @@ from trader.kernel.wire import Message
 
 log = logging.getLogger("flatguard")
 
-SELF_FLATTEN_TIMEOUT = 30.0
 EXIT_RETRY = 0.5  # s between attempts to place a refused (e.g. throttled) limit-exit order
 
 
@@ -267,7 +266,8 @@ class TraderCommands:
         e.notify(CRITICAL, "Supervisor lost: trader flattening itself",
                  "the supervisor process is gone; cancelling orders and closing positions "
                  "through the connector", key="supervisor_lost")
-        deadline = time.monotonic() + SELF_FLATTEN_TIMEOUT
+        budget = e.cfg.killswitch.self_flatten_timeout
+        deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
             try:
                 await conn.request(ConnectorOp.ORDER_CANCEL_ALL, {}, timeout=5.0)
@@ -285,6 +285,6 @@ class TraderCommands:
             except bus.RequestError as err:
                 log.error("self-flatten round failed: %s", err)
             await asyncio.sleep(1.0)
-        log.critical("supervisor lost and the account could not be verified flat in %gs",
-                     SELF_FLATTEN_TIMEOUT)
+        log.critical("supervisor lost and the account could not be verified flat in %gs "
+                     "(killswitch.self_flatten_timeout)", budget)
         return 4

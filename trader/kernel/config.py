@@ -98,6 +98,8 @@ class KillswitchConfig:
     fence_timeout: float = field(default=2.0, metadata=_rule(positive))
     # share of the request-weight limit only the kill path may use (the connector never does)
     weight_reserve: float = field(default=0.25, metadata=_rule(fraction))
+    # s the trader keeps flattening itself through the connector after losing its supervisor
+    self_flatten_timeout: float = field(default=30.0, metadata=_rule(positive))
 
 
 @dataclass(frozen=True)

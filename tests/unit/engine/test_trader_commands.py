@@ -336,3 +336,19 @@ def test_supervisor_lost_closes_positions_through_the_connector_then_exits(
                                    reduce_only=True).to_wire()]
     assert e.connector.ops()[:3] == ["order.cancel_all", "sync", "account"]
     assert e.state == STOPPED and e.notified[0][0] == "critical"
+
+
+def test_supervisor_lost_gives_up_after_the_configured_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancels keep failing: the trader stops trying after ``killswitch.self_flatten_timeout``
+    and exits 4 (unverified); the exchange's dead-man switch is left to do its part."""
+    e, cmds = make()
+    e.cfg = config.from_mapping({"exchange": {"symbols": [BTC, ETH]},
+                                 "killswitch": {"self_flatten_timeout": 0.05}})
+    e.connector.answers[ConnectorOp.ORDER_CANCEL_ALL] = bus.RequestError("unavailable", "503")
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(commands_mod.asyncio, "sleep", lambda s: real_sleep(0.01))
+    started = time.monotonic()
+    assert asyncio.run(cmds.supervisor_lost()) == 4
+    assert time.monotonic() - started < 5.0
+    assert set(e.connector.ops()) == {"order.cancel_all"}  # never a close while cancels fail
