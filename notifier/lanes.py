@@ -15,8 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from notifier.errors import PermanentDelivery, TransientDelivery
 from notifier.message import Notification
@@ -25,6 +24,9 @@ from notifier.sinks.base import Sink
 from trader.kernel.config import NotifyConfig
 from trader.kernel.proc import kv
 from trader.kernel.protocol import CRITICAL
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only lanes with an HTTP sink load it
+    import aiohttp
 
 log = logging.getLogger("flatguard.notifier")
 MAX_BACKOFF = 30.0
@@ -44,7 +46,7 @@ class Worker:
     def idle(self) -> bool:
         return not self.queue and not self.in_flight
 
-    async def run(self, http: aiohttp.ClientSession) -> None:
+    async def run(self, http: aiohttp.ClientSession | None) -> None:
         while True:
             n = await self.queue.get()
             self.in_flight = True
@@ -54,7 +56,7 @@ class Worker:
                 self.in_flight = False
             self.stats.count("sent" if ok else "failed")
 
-    async def deliver(self, http: aiohttp.ClientSession, n: Notification) -> bool:
+    async def deliver(self, http: aiohttp.ClientSession | None, n: Notification) -> bool:
         try:
             for part in self.sink.parts(n):
                 if not await self._send_part(http, n, part):
@@ -66,7 +68,8 @@ class Worker:
             return False
         return True
 
-    async def _send_part(self, http: aiohttp.ClientSession, n: Notification, part: str) -> bool:
+    async def _send_part(self, http: aiohttp.ClientSession | None, n: Notification,
+                         part: str) -> bool:
         cfg, backoff = self.sink.cfg, self.sink.cfg.backoff
         for attempt in range(cfg.retries + 1):
             await self.limiter.acquire()
@@ -218,8 +221,12 @@ class Dispatcher:
 
     async def start(self) -> None:
         for lane, workers in (("normal", self.normal), ("emergency", self.emergency)):
-            http = aiohttp.ClientSession()  # one pool per lane: the lanes share no connection
-            self._http[lane] = http
+            http = None  # a console-only lane needs no session (nor aiohttp's import time)
+            if any(w.sink.needs_http for w in workers.values()):
+                import aiohttp
+
+                http = aiohttp.ClientSession()  # one pool per lane: the lanes share no connection
+                self._http[lane] = http
             for w in workers.values():
                 self._tasks.append(asyncio.get_running_loop().create_task(w.run(http)))
 

@@ -11,14 +11,15 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from notifier.errors import PermanentDelivery, TransientDelivery
 from notifier.message import Notification
 from trader.kernel.config import SinkConfig
 from trader.kernel.protocol import LEVELS
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 log = logging.getLogger("flatguard.notifier")
 
@@ -28,6 +29,7 @@ class Sink(ABC):
     max_text: ClassVar[int] = 4096  # the API's limit for one message, in characters
     min_interval: ClassVar[float] = 0.0  # s between two sends (per chat/webhook limits)
     levels: ClassVar[tuple[str, ...]] = LEVELS  # levels this sink takes
+    needs_http: ClassVar[bool] = True  # False: sends without HTTP (its lane may have no session)
     self_repeating: ClassVar[bool] = False  # repeats its own emergencies (Pushover priority 2)
 
     def __init__(self, cfg: SinkConfig, secrets: tuple[str, ...] = ()) -> None:
@@ -60,6 +62,8 @@ class Sink(ABC):
     async def request(self, http: aiohttp.ClientSession, method: str, url: str, *,
                       expect_json: bool = True, **kw: Any) -> Any:
         """One request; returns parsed JSON (or None); raises ``TransientDelivery``/``PermanentDelivery``."""
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout)
         try:
             async with http.request(method, url, timeout=timeout, **kw) as r:

@@ -6,13 +6,14 @@ Success is 204 No Content. A 429 carries ``retry_after`` (seconds) in the JSON b
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 
 class DiscordSink(Sink):

@@ -7,13 +7,14 @@ set up that way. An access token (``token_env``) is sent as ``Authorization: Bea
 from __future__ import annotations
 
 import base64
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 PRIORITY = {"info": "3", "warning": "4", "critical": "5"}
 TAGS = {"info": "information_source", "warning": "warning", "critical": "rotating_light"}

@@ -10,14 +10,15 @@ Limits: message 1024 characters, title 250.
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from notifier.errors import DeliveryError, PermanentDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 RETRY = 60  # s between Pushover's own repeats (minimum 30)
 

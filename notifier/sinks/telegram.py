@@ -6,14 +6,15 @@ group: ``rate_per_minute``). A 429 carries ``parameters.retry_after``, honoured 
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from notifier.errors import TransientDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 
 class TelegramSink(Sink):

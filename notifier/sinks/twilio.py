@@ -6,16 +6,17 @@ message said twice. Critical alerts only: a phone that rings for info is a phone
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
-
-import aiohttp
 
 from notifier.errors import TransientDelivery
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
 from trader.kernel.protocol import CRITICAL
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 
 def twiml(text: str) -> str:
@@ -30,6 +31,8 @@ class TwilioSink(Sink):
     def __init__(self, cfg: SinkConfig, api_url: str, sid: str, token: str) -> None:
         super().__init__(cfg, (sid, token))
         self._url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{sid}/Calls.json"
+        import aiohttp
+
         self._auth = aiohttp.BasicAuth(sid, token)
 
     def parts(self, n: Notification) -> list[str]:

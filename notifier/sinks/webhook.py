@@ -5,13 +5,14 @@ Body: ``{"level", "title", "text", "key", "ts", "source", "count", "repeat"}``. 
 
 from __future__ import annotations
 
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from notifier.message import Notification
 from notifier.sinks.base import Sink
 from trader.kernel.config import SinkConfig
+
+if TYPE_CHECKING:  # aiohttp costs ~0.5 s to import: only sinks that send load it
+    import aiohttp
 
 
 class WebhookSink(Sink):
