@@ -304,7 +304,8 @@ stale_halt = 120.0
     assert rejections(st).get("reducing", 0) > 0, rejections(st)
     s = st.status()
     assert s["halted"] is False and not s["killswitch"].get("runs")
-    assert st.stop() == 0, st.output()
+    # (no orderly stop here: stopping with a position open is test_e2e_connector's and the
+    # churn test's; it checked nothing about adopted exposure and cost 5-10 s)
 
 
 def test_margin_ratio_from_the_exchange_drives_the_margin_guard(sim: Sim,
