@@ -25,6 +25,7 @@ import zmq
 from trader.connector import fence, ops
 from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
+from trader.connector.mdfanout import MdFanout
 from trader.connector.startup import Refusal, Session, confirm_start, start_session
 from trader.exchange import errors as E
 from trader.exchange.ban import BanBoard
@@ -63,6 +64,7 @@ class Connector:
         self.journal = Journal(child.paths.journal)
         self.zctx = zmq.Context()  # sync PUB: a non-blocking send straight from the feed callback
         self.pub = bus.Publisher(self.zctx, child.paths.events_in, "connector")
+        self.md_pub = MdFanout(self.pub, self.zctx, child.paths.md)  # md: no proxy hop
         self.limits = RateLimits(self.xc.weight_limit, self.xc.weight_headroom,
                                  self.cfg.killswitch.weight_reserve,
                                  BanBoard.in_run_dir(child.paths.root))
@@ -84,7 +86,7 @@ class Connector:
         self.fills_since = int(time.time() * 1000) - 60_000  # ms: fill catch-up window start
         self._reconcile_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sink = FeedSink(self.account, self.pub, self.journal, self.xc.id,
+        self.sink = FeedSink(self.account, self.md_pub, self.journal, self.xc.id,
                              publish_account=self.publish_account, md_fresh=self._md_fresh,
                              event_time=self._event_time, is_poll=self._feed_is_poll,
                              want_reconcile=self._want_reconcile)
@@ -308,6 +310,7 @@ class Connector:
                 pass
         if self.responder is not None:
             self.responder.close()
+        self.md_pub.close()
         self.pub.close()
         self.journal.close()
         self.child.close()

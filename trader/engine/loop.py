@@ -16,6 +16,9 @@ import logging
 import time
 from typing import Any
 
+import zmq
+import zmq.asyncio
+
 from trader.engine.commands import TraderCommands
 from trader.engine.context import StrategyContext
 from trader.engine.control import EngineControls
@@ -60,7 +63,12 @@ class Engine(EngineControls):
         self.symbols = cfg.exchange.symbols
         self.params = cfg.strategy.params
         self.conn = bus.Requester(child.ctx, child.paths.connector, "trader")
-        self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [MD, ORDER, FILL, ACCOUNT])
+        self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [ORDER, FILL, ACCOUNT])
+        # md straight from the connector's own PUB (``connector/mdfanout.py``): no proxy hop
+        self.md = bus.Subscriber(child.ctx, child.paths.md, [MD])
+        self._poller = zmq.asyncio.Poller()
+        for s in (self.sub, self.md):
+            self._poller.register(s.sock, zmq.POLLIN)
         self.inv = Inventory()
         # the account's staleness limit is exchange.max_unconfirmed (one condition, one key)
         self.risk = RiskEngine(cfg.risk, self.symbols,
@@ -228,6 +236,17 @@ class Engine(EngineControls):
     def close(self) -> None:
         self.conn.close()
         self.sub.close()
+        self.md.close()
+
+    async def _events(self, timeout: float, max_n: int = 100) -> list[Any]:
+        """What is queued on either socket now, else wait up to ``timeout`` s for something.
+        Account events first, then md: a tick is handled with the fills published before it."""
+        out: list[Any] = []
+        if not (self.sub.drain(out, max_n) | self.md.drain(out, max_n)) \
+                and await self._poller.poll(int(timeout * 1000)):
+            self.sub.drain(out, max_n)
+            self.md.drain(out, max_n)
+        return out
 
     async def run(self) -> int:
         child = self.child
@@ -241,8 +260,11 @@ class Engine(EngineControls):
                 if child.supervisor_lost():
                     return await self.commands.supervisor_lost()
                 # what is queued now, else wait up to interval: no task per message
-                for msg in await self.sub.recv_batch(interval, 100):
+                batch = await self._events(interval)
+                for msg in batch:
                     self.handle(msg)
+                if batch:
+                    await asyncio.sleep(0)  # the orders just submitted leave before housekeeping
                 self.periodic()
                 child.beat()
             await self.commands.graceful_stop()

@@ -13,6 +13,10 @@ reconnect. So:
 * every watch loop that recovers from a failure asks for a REST reconcile
   (``sink.reconnected``): nothing lost in the gap stays lost;
 * the feed vouches for the account (``vouched()``) only while every loop is subscribed.
+
+Market data does not go through ccxt.pro where the venue reads its own streams
+(``Venue.market_streams``, ``mdstream.py``): one task wake-up per tick instead of two. Those
+loops fail, back off, settle and count exactly like the watches they replace (same names).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from ccxt.base.errors import NetworkError
 from trader.exchange import errors as E
 from trader.exchange import numbers as N
 from trader.exchange.calls import BACKOFF_CAP, Guard
+from trader.exchange.mdstream import StreamReader
+from trader.exchange.venues import VENUES
+from trader.exchange.venues.base import MarketStream, Quote
 
 log = logging.getLogger("flatguard.feed")
 
@@ -56,7 +63,10 @@ class WsFeed:
     kind = "ws"
 
     def __init__(self, ex: Any, guard: Guard, symbols: list[str], sink: Sink,
-                 keepalive_interval: float = LISTEN_KEY_KEEPALIVE) -> None:
+                 keepalive_interval: float = LISTEN_KEY_KEEPALIVE,
+                 streams: list[MarketStream] | None = None) -> None:
+        """``streams``: the market-data sockets read here; None asks the venue at ``start``
+        (markets loaded by then), [] leaves market data to ccxt.pro's watches."""
         self.ex = ex
         self.guard = guard
         self.symbols = symbols
@@ -70,6 +80,8 @@ class WsFeed:
         self.restarts = 0
         self._restarted_at = 0.0
         self._restart_task: asyncio.Task[None] | None = None
+        self.streams = streams
+        self.reader = StreamReader()
         self._hook_messages()
 
     @property
@@ -112,7 +124,12 @@ class WsFeed:
             ("watch_positions", self.ex.watch_positions, lambda r: [s.on_position(p) for p in r]),
             ("watch_balance", self.ex.watch_balance, s.on_balance),
         ]
-        for sym in self.symbols:
+        if self.streams is None:
+            cls = VENUES.get(str(getattr(self.ex, "id", "")))
+            self.streams = cls().market_streams(self.ex, self.symbols) if cls else []
+        for st in self.streams:
+            self.tasks.append(loop.create_task(self._stream_loop(st), name=st.name))
+        for sym in self.symbols if not self.streams else []:
             specs.append(("watch_mark_price", _bind(self.ex.watch_mark_price, sym),
                           lambda t: s.on_md(t["symbol"], t.get("markPrice"), None, None,
                                             t.get("timestamp"))))
@@ -129,17 +146,7 @@ class WsFeed:
             try:
                 result = await self._watch(key, name, fn)
             except E.Transient as t:
-                n = self.streak.get(key, 0)
-                self.streak[key] = n + 1
-                if key not in self.failing:
-                    was = self.is_connected
-                    self.failing.add(key)
-                    if was:
-                        self.sink.connected(False)
-                if name in USER_STREAM and (t.classification.outcome == "relisten" or n >= 1
-                                            or _KEY_REFUSED.search(str(t.__cause__ or t))):
-                    self.request_restart(f"{name} failing: {t.classification.detail[:120]}")
-                await asyncio.sleep(min(BACKOFF_CAP, 0.05 * 2 ** n))
+                await self._failed(key, name, t)
                 continue
             except E.ExchangeCallError:
                 return  # fatal (reported by the guard) or rejected: this loop is done
@@ -153,6 +160,49 @@ class WsFeed:
                 handle(result)
             except Exception:  # noqa: BLE001 - a bad event must not end the feed
                 log.exception("event=feed_handler_error call=%s", name)
+
+    async def _failed(self, key: str, name: str, t: E.Transient) -> None:
+        """A loop's watch or socket failed: not connected until it settles again; back off."""
+        n = self.streak.get(key, 0)
+        self.streak[key] = n + 1
+        if key not in self.failing:
+            was = self.is_connected
+            self.failing.add(key)
+            if was:
+                self.sink.connected(False)
+        if name in USER_STREAM and (t.classification.outcome == "relisten" or n >= 1
+                                    or _KEY_REFUSED.search(str(t.__cause__ or t))):
+            self.request_restart(f"{name} failing: {t.classification.detail[:120]}")
+        await asyncio.sleep(min(BACKOFF_CAP, 0.05 * 2 ** n))
+
+    async def _stream_loop(self, st: MarketStream) -> None:
+        """A market-data socket read here: its reader returns only by raising."""
+        key = f"{st.name}:{st.url}"
+        sink, guard = self.sink, self.guard
+
+        def acked() -> None:
+            if key not in self.settled or key in self.failing:
+                self._settle(key, st.name)
+
+        def quotes(qs: list[Quote]) -> None:
+            for q in qs:
+                try:
+                    sink.on_md(q.symbol, q.mark, q.bid, q.ask, q.ts)
+                except Exception:  # noqa: BLE001 - a bad event must not end the feed
+                    log.exception("event=feed_handler_error call=%s", st.name)
+            guard.succeeded(st.name)  # an answer from the exchange, as a watch's result was
+
+        def unreadable(text: str) -> None:
+            self._bad(N.refuse("unparseable", text, f"stream {st.name}"))
+
+        while True:
+            try:
+                await guard.attempt(st.name, self.reader.read, key, st, acked, quotes,
+                                    unreadable, essential=True, counted=False)
+            except E.Transient as t:
+                await self._failed(key, st.name, t)
+            except E.ExchangeCallError:
+                return  # fatal (reported by the guard): this loop is done
 
     def _bad(self, e: N.BadExchangeData) -> None:
         bad = getattr(self.sink, "bad", None)  # the connector's Boundary taints the feed
@@ -176,7 +226,8 @@ class WsFeed:
         """Every ccxt WebSocket client is connected (a watch can also be pending while ccxt
         waits out its dial backoff before a connect that will fail)."""
         clients = [c for url, c in self._ws_clients() if not self._stale(url)]
-        return bool(clients) and not any(c.closed() for c in clients)
+        return (bool(clients) and not any(c.closed() for c in clients)
+                and self.reader.all_open())
 
     def _ws_clients(self) -> list[tuple[str, Any]]:
         return [(str(url), c) for url, c in (getattr(self.ex, "clients", None) or {}).items()
@@ -258,6 +309,7 @@ class WsFeed:
         if self._restart_task is not None:
             self._restart_task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.reader.close()
 
 
 class PollFeed:

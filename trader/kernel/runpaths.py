@@ -70,6 +70,10 @@ class RunPaths:
         return self._sock("trader.sock")
 
     @property
+    def md(self) -> str:  # market data: the connector's PUB, straight to the trader (no proxy hop)
+        return self._sock("md.sock")
+
+    @property
     def control(self) -> str:
         return self._sock("control.sock")
 
@@ -107,13 +111,13 @@ class RunPaths:
 
     def socket_files(self) -> list[Path]:
         names = ("ev-in.sock", "ev-out.sock", "sup.sock", "conn.sock", "trader.sock",
-                 "control.sock", "notify.sock", "alert.sock", "ntf.sock")
+                 "control.sock", "notify.sock", "alert.sock", "ntf.sock", "md.sock")
         return [self.root / n for n in names]
 
     def check(self) -> None:
         """Validate every socket path length now, with a clear error, before anything binds."""
         for n in ("events_in", "events_out", "supervisor", "connector", "trader", "control", "notify",
-                  "emergency", "notifier"):
+                  "emergency", "notifier", "md"):
             getattr(self, n)
 
 

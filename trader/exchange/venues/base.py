@@ -20,8 +20,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from trader.exchange.errors import Rules
 from trader.exchange.keys import KeyCheck
+from trader.kernel.errors import FlatguardError
 
-__all__ = ["CloseOrder", "GuardedCall", "KeyCheck", "Venue", "market_contract_size", "notional"]
+__all__ = ["CloseOrder", "GuardedCall", "KeyCheck", "MarketStream", "Quote", "StreamRefused",
+           "Venue", "market_contract_size", "notional"]
 
 # A guarded exchange call: ``call(name, fn, *args, essential=..., **kwargs)`` (``Guard.call``).
 GuardedCall = Callable[..., Awaitable[Any]]
@@ -34,6 +36,37 @@ class CloseOrder:
     side: str  # "buy" | "sell"
     params: Mapping[str, Any]
     position_side: str  # the venue's word for the side closed (logs), e.g. "BOTH", "LONG"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """One market-data update as the venue sent it: prices unchecked (the connector's boundary
+    checks them), ``ts`` the exchange's event time in ms."""
+
+    symbol: str  # ccxt's unified symbol
+    mark: Any
+    bid: Any
+    ask: Any
+    ts: int | None
+
+
+class StreamRefused(FlatguardError, RuntimeError):
+    """The venue answered a stream subscription with an error: the stream is failing (retried
+    with backoff like a drop; the feed is not connected meanwhile)."""
+
+
+@dataclass(frozen=True)
+class MarketStream:
+    """A market-data WebSocket the feed reads itself (no ccxt.pro in the tick path).
+
+    ``parse(text)`` returns (the subscription was acknowledged, the quotes in the message); it
+    raises ``StreamRefused`` for an error reply and ``ValueError`` for a message it cannot read.
+    """
+
+    name: str  # the loop's name in logs and metrics: ccxt's watch it replaces
+    url: str
+    subscribe: str  # the text frame sent once the socket is open
+    parse: Callable[[str], tuple[bool, list[Quote]]]
 
 
 @runtime_checkable
@@ -92,6 +125,11 @@ class Venue(Protocol):
 
     def contract_size(self, market: Mapping[str, Any]) -> float:
         """Units of the base asset per contract: notional = contracts x size x price."""
+        ...
+
+    def market_streams(self, ex: Any, symbols: list[str]) -> list[MarketStream]:
+        """The market-data WebSockets (mark price, best bid/ask) the feed reads itself for
+        ``symbols`` (markets loaded); [] leaves market data to ccxt.pro's watches."""
         ...
 
 

@@ -66,7 +66,8 @@ from trader.exchange.errors import (
     rules_for,
 )
 from trader.exchange.keys import KeyCheck
-from trader.exchange.venues.base import CloseOrder, GuardedCall, market_contract_size
+from trader.exchange.venues import binanceusdm_md
+from trader.exchange.venues.base import CloseOrder, GuardedCall, MarketStream, market_contract_size
 from trader.kernel.protocol import OrderStatus
 
 _T, _R, _F = Kind.TRANSIENT, Kind.REJECTED, Kind.FATAL
@@ -210,3 +211,6 @@ class BinanceUsdm:
 
     def contract_size(self, market: Mapping[str, Any]) -> float:
         return market_contract_size(market)  # 1 on every USDⓈ-M perpetual
+
+    def market_streams(self, ex: Any, symbols: list[str]) -> list[MarketStream]:
+        return binanceusdm_md.market_streams(ex, symbols)  # markPrice@1s and bookTicker
