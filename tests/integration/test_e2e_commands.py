@@ -62,7 +62,7 @@ def reduce_only(e: dict[str, Any]) -> bool:
 
 
 def trader_loops(st: Stack) -> int:
-    return int(st.ctl_json("debug")["loops"])
+    return int(st.cmd("debug")["loops"])  # polled: in-process, not a ctl per poll
 
 
 def let_the_trader_run(st: Stack, loops: int = 40) -> None:
@@ -82,8 +82,8 @@ def halted(st: Stack, trigger: str | None = None) -> dict[str, Any] | None:
 
 def test_read_only_and_housekeeping_commands(sim: Sim, stacks: list[Stack]) -> None:
     st = make_stack(sim, stacks)
-    wait_for(lambda: sim.state()["open_orders"] and st.ctl_json("info")["positions"] is not None
-             and st.ctl_json("info")["open_orders"], 60, "resting orders seen by info")
+    wait_for(lambda: sim.state()["open_orders"] and st.cmd("info")["positions"] is not None
+             and st.cmd("info")["open_orders"], 60, "resting orders seen by info")
 
     info = st.ctl_json("info")
     for name in ("trader", "connector", "notifier", "commander"):
@@ -208,7 +208,7 @@ def test_stop_kill_resume_abort(sim: Sim, stacks: list[Stack]) -> None:
     st = make_stack(sim, stacks, "[control]\nstop_reprice = 1.0\n")
     sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
     wait_for(lambda: any(p["symbol"] == "BTC/USDT:USDT"
-                         for p in st.ctl_json("info")["positions"]), 30, "the seeded position")
+                         for p in st.cmd("info")["positions"]), 30, "the seeded position")
 
     # stop: limit exit with reduce-only limit orders at the touch, then halted once flat
     log_at = len(sim.control("orders"))
@@ -272,7 +272,7 @@ def test_stop_timeout_falls_back_to_market_exit(sim: Sim, stacks: list[Stack]) -
     st = make_stack(sim, stacks, "[control]\nstop_timeout = 2.0\nstop_reprice = 30.0\n")
     sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
     wait_for(lambda: any(p["symbol"] == "BTC/USDT:USDT"
-                         for p in st.ctl_json("info")["positions"]), 30, "the seeded position")
+                         for p in st.cmd("info")["positions"]), 30, "the seeded position")
     sim.control("freeze")  # no random walk: an exit order fills only if the test lets it
     log_at = len(sim.control("orders"))
     st.ctl_json("stop")

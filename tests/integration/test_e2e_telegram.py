@@ -65,7 +65,7 @@ def test_telegram_commands_and_notifications(sim: Sim, stacks: list[Stack],
     assert {c["command"] for c in tg.commands} >= {"kill", "resume", "ping", "info", "stop"}
     tg.wait_for(lambda: any("flatguard started" in t for t in tg.texts(OWNER)), 30)
     seed_exposure(sim)
-    wait_for(lambda: len(st.ctl_json("info")["positions"]) >= 2, 30, "the seeded positions")
+    wait_for(lambda: len(st.cmd("info")["positions"]) >= 2, 30, "the seeded positions")
 
     # a stranger's /kill: nothing happens, no reply, but it is audited
     n = len(tg.sent)
