@@ -94,12 +94,15 @@ def test_a_second_sim_run_in_the_same_run_dir_delivers_its_fills(stacks: list[St
     numbers and the journal keyed fills by trade id alone, so no fill of the second run reached
     the strategy or the loop detector."""
     run_dir = short_dir()
-    first = Stack("", run_dir=run_dir)
+    # The built-in sim dies with each run: its positions need no flatten (shutdown = "leave"
+    # skips 3-5 s of fence, close and verification that this test is not about).
+    leave = '[supervisor]\nshutdown = "leave"\n'
+    first = Stack(leave, run_dir=run_dir)
     stacks.append(first)
     first.start()
     wait_for(lambda: first.find("fill symbol="), 60, "a fill in the first run")
     assert first.stop() == 0, first.output()
-    second = Stack("", run_dir=run_dir)
+    second = Stack(leave, run_dir=run_dir)
     stacks.append(second)
     second.start()
     wait_for(lambda: second.find("fill symbol="), 60, "a fill of the second run at the strategy")
