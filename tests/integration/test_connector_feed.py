@@ -84,7 +84,8 @@ async def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def run_feed(sim: SimThread, body: Callable[[WsFeed, Recorder, list[E.Classification]],
-                                            Awaitable[None]], **kw: Any) -> None:
+                                            Awaitable[None]], recorder: Recorder | None = None,
+             **kw: Any) -> None:
     async def main() -> None:
         ex = build_exchange("binanceusdm", url=sim.url, api_key=SIM_API_KEY,
                             api_secret=SIM_API_SECRET, pro=True)
@@ -93,7 +94,7 @@ def run_feed(sim: SimThread, body: Callable[[WsFeed, Recorder, list[E.Classifica
         fatal: list[E.Classification] = []
         guard = Guard(limits, ExchangeClock(ex), rules=RULES, retry_budget=3, retry_window=30.0,
                       on_fatal=fatal.append)
-        rec = Recorder()
+        rec = recorder or Recorder()
         feed = WsFeed(ex, guard, [BTC], rec, **kw)
         try:
             await ex.load_markets()
