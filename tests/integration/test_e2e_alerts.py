@@ -167,12 +167,13 @@ def test_info_flood_does_not_stop_the_critical_alert_and_counts_are_exact(
     assert stats["received"] >= nc.sent  # every accepted send arrived (plus the stack's own)
 
     def scraped() -> str | None:
+        # /metrics learns the notifier's counts from its heartbeats: a beat taken while the last
+        # sends were under way can carry the final "published" with an older "sent" (seen under
+        # load), so wait until every outcome has caught up with the settled counts
         text = st.metrics()
-        try:
-            ok = all(metric(text, "flatguard_notifications_total", sink=k, outcome="published")
-                     == v["published"] for k, v in stats["sinks"].items())
-        except KeyError:
-            return None
+        ok = all(metric(text, "flatguard_notifications_total", 0.0, sink=k, outcome=o)
+                 == float(v[o]) for k, v in stats["sinks"].items()
+                 for o in ("published", "sent", "dropped", "failed"))
         return text if ok else None
 
     text = wait_for(scraped, 30, "/metrics in step with the notifier")
