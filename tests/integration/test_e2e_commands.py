@@ -269,7 +269,9 @@ def test_stop_kill_resume_abort(sim: Sim, stacks: list[Stack]) -> None:
 
 
 def test_stop_timeout_falls_back_to_market_exit(sim: Sim, stacks: list[Stack]) -> None:
-    st = make_stack(sim, stacks, "[control]\nstop_timeout = 2.0\nstop_reprice = 30.0\n")
+    # 4 s: room for the limit exit's first attempt and a retry on a loaded machine (with 2 s a
+    # CI run once reached the market fallback with no limit exit tried)
+    st = make_stack(sim, stacks, "[control]\nstop_timeout = 4.0\nstop_reprice = 30.0\n")
     sim.control("position", {"symbol": "BTCUSDT", "amount": "0.01"})
     wait_for(lambda: any(p["symbol"] == "BTC/USDT:USDT"
                          for p in st.cmd("info")["positions"]), 30, "the seeded position")
