@@ -13,7 +13,6 @@ is judged by its age, so nothing whose loss is unsafe travels here.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import zmq
@@ -31,10 +30,7 @@ class MdFanout:
         self.sock = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, bus.EVENT_HWM)
-        path = endpoint.removeprefix("ipc://")
-        if endpoint.startswith("ipc://") and os.path.exists(path):
-            os.unlink(path)  # a stale socket from a crashed run; the run lock says none is live
-        self.sock.bind(endpoint)
+        bus.bind_fresh(self.sock, endpoint)
         self.endpoint = endpoint
 
     def publish(self, topic: str, data: dict[str, Any]) -> bool:
@@ -55,9 +51,4 @@ class MdFanout:
 
     def close(self) -> None:
         self.sock.close(0)
-        path = self.endpoint.removeprefix("ipc://")
-        if self.endpoint.startswith("ipc://"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        bus.unlink_ipc(self.endpoint)

@@ -277,6 +277,24 @@ class Dispatcher:
                          + ", ".join(self.ops))
 
 
+def bind_fresh(sock: zmq.Socket[Any], endpoint: str) -> None:
+    """Bind a serving socket, first removing an ``ipc://`` path left by a crashed run (the run
+    lock says no live process serves it)."""
+    path = endpoint.removeprefix("ipc://")
+    if endpoint.startswith("ipc://") and os.path.exists(path):
+        os.unlink(path)
+    sock.bind(endpoint)
+
+
+def unlink_ipc(endpoint: str) -> None:
+    """Remove a closed serving socket's ``ipc://`` path (nothing to do for tcp)."""
+    if endpoint.startswith("ipc://"):
+        try:
+            os.unlink(endpoint.removeprefix("ipc://"))
+        except FileNotFoundError:
+            pass
+
+
 class Responder(_Sequenced):
     """Async ROUTER server. The handler (usually a ``Dispatcher``) returns the reply; its
     exception becomes an error reply.
@@ -291,10 +309,7 @@ class Responder(_Sequenced):
         self.sock = ctx.socket(zmq.ROUTER)
         _setup(self.sock)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        path = endpoint.removeprefix("ipc://")
-        if endpoint.startswith("ipc://") and os.path.exists(path):
-            os.unlink(path)  # a stale socket from a crashed run; the run lock says none is live
-        self.sock.bind(endpoint)
+        bind_fresh(self.sock, endpoint)
         self.endpoint = endpoint
 
     async def _receive(self) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
@@ -346,12 +361,7 @@ class Responder(_Sequenced):
 
     def close(self) -> None:
         self.sock.close(0)
-        path = self.endpoint.removeprefix("ipc://")
-        if self.endpoint.startswith("ipc://"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        unlink_ipc(self.endpoint)
 
 
 class SyncRequester(_Sequenced):
