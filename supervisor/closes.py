@@ -29,9 +29,8 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import ccxt.async_support as ccxt
-
 from trader.exchange import errors as E
+from trader.exchange.ccxtload import errors as ccxt  # ccxt's error classes
 from trader.exchange.venues import Venue
 from trader.kernel.errors import FlatguardError
 

@@ -38,10 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import ccxt.async_support as ccxt
-
 from supervisor.closes import BelowLotStep, Closer, contracts
 from trader.exchange import errors as E
+from trader.exchange.ccxtload import errors as ccxt  # ccxt's error classes
 from trader.exchange.venues import Venue, venue_for
 from trader.kernel.redact import scrub_url
 

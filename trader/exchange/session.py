@@ -28,10 +28,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import ccxt.async_support as ccxt_async
-import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.exchange import Exchange
 
+from trader.exchange import ccxtload
 from trader.exchange.ban import BanBoard
 from trader.exchange.ban import install as install_ban_board
 from trader.exchange.venues import VENUES
@@ -98,10 +97,9 @@ def build_exchange(
     if not 0 < recv_window_ms <= 60_000:
         raise ValueError("recv_window_ms must be in (0, 60000]: Binance rejects more (-1131)")
     venue_cls = VENUES.get(exchange_id)  # its session quirks, where flatguard has a venue module
-    module = ccxt_pro if pro else ccxt_async
     try:
-        cls: type[Exchange] = getattr(module, exchange_id)
-    except AttributeError:
+        cls: type[Exchange] = ccxtload.exchange_class(exchange_id, pro=pro)
+    except ccxtload.UnknownExchange:
         raise ValueError(f"unknown ccxt exchange id {exchange_id!r}") from None
     limiter = rate_limit if rate_limit is not None else not (url and is_loopback(url))
     config: dict[str, Any] = {"enableRateLimit": limiter, "timeout": timeout_ms}

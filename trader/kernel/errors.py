@@ -41,6 +41,7 @@ kind; the caller or the person decides).
     │   ├── BadExchangeData(ValueError) kind "bad_data": an impossible number; drop, reconcile
     │   ├── KeysError(RuntimeError)     fatal at start-up (keys missing or unreadable)
     │   ├── UnsupportedVenue(ValueError)   refusal at start-up (exit 78), names the venues
+    │   ├── UnknownExchange(LookupError)   ccxt has no class under that id (``ccxtload``)
     │   └── MissingCapabilities(RuntimeError)  refusal at start-up (exit 78)
     ├── connector
     │   ├── BadRequest(ValueError)      kind "rejected": malformed request; nothing sent
