@@ -12,7 +12,15 @@ a new snapshot is matched against the previous one: if its position moved by the
 first k unconfirmed fills, those k are in it and the rest are re-applied on top. If no k
 explains the move, the snapshot wins, the unconfirmed fills count as in it, and what is left of
 the move is kept as *ahead*: a fill the snapshot already shows but whose event has not arrived.
-When that fill arrives it uses up the ahead amount instead of moving the position twice.
+When that fill arrives it uses up the ahead amount instead of moving the position twice (a
+bigger fill uses all of it and moves the position by the rest).
+
+*Ahead* is only ever what our own orders may still deliver as fill events (``to_come``: the
+order manager's count, per symbol and side). A move no order of ours can explain — a manual
+trade on the exchange's web page, a liquidation, an ADL — is the account's, not a fill on its
+way: counting it as ahead would swallow our next real fills of that side, or count the next
+fill of the other side twice, for up to ``FILL_GRACE`` (an orderly stop then sent reduce-only
+exits for a position it did not have, refused with -2022, for 10 s).
 Unconfirmed fills and ahead amounts older than ``FILL_GRACE`` are dropped: by then the feed has
 delivered the position, or the reconcile will. Whatever goes wrong, every snapshot resets the
 positions to the connector's, so an error lasts one snapshot interval at most.
@@ -21,6 +29,7 @@ positions to the connector's, so an error lasts one snapshot interval at most.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +83,14 @@ class Inventory:
 
     # --- from the connector ------------------------------------------------------------------
 
-    def apply_account(self, snap: dict[str, Any], now: float | None = None) -> None:
+    def apply_account(self, snap: dict[str, Any], now: float | None = None,
+                      to_come: Mapping[str, tuple[float, float]] | None = None) -> None:
+        """Take the connector's snapshot as the truth and re-apply the fills it does not show.
+
+        ``to_come``: per symbol, the (buy, sell) contracts our own orders may still deliver as
+        fill events (``OrderManager.fills_to_come``); what the snapshot moved beyond our fills
+        is kept as ahead only within it. None: unbounded (no order manager; tests of the
+        matching alone)."""
         now = time.time() if now is None else now
         if snap.get("source") != "none" or not self.snapshots:
             # a connector that has not read the account yet says 0: not a loss to act on
@@ -98,18 +114,33 @@ class Inventory:
         pending = [f for f in self._unconfirmed if now - f.at <= FILL_GRACE]
         self._unconfirmed = []
         self._ahead = {s: a for s, a in self._ahead.items() if now - a[1] <= FILL_GRACE}
-        for sym in sorted(set(prev) | set(self._snap_pos) | {f.symbol for f in pending}):
+        for sym in sorted(set(prev) | set(self._snap_pos) | set(self._ahead)
+                          | {f.symbol for f in pending}):
             fills = [f for f in pending if f.symbol == sym]
             moved = self._snap_pos.get(sym, 0.0) - prev.get(sym, 0.0)
             k = self._included(fills, moved)
+            left, since = self._ahead.get(sym, (0.0, now))
+            left = self._bound(sym, left, to_come)
             if k is None:  # the snapshot shows more than the fills we have: it wins
                 k = len(fills)
-                rest = moved - sum(f.delta for f in fills)
-                left = self._ahead.get(sym, (0.0, now))[0]
                 if self.snapshots > 1:  # the first one is the starting point, not a move
-                    self._ahead[sym] = (left + rest, now)
+                    left = self._bound(sym, left + moved - sum(f.delta for f in fills), to_come)
+                    since = now
+            if abs(left) > EPS:
+                self._ahead[sym] = (left, since)
+            else:
+                self._ahead.pop(sym, None)
             for f in fills[k:]:
                 self._apply(f)
+
+    @staticmethod
+    def _bound(sym: str, ahead: float, to_come: Mapping[str, tuple[float, float]] | None
+               ) -> float:
+        """``ahead`` within what our own orders may still deliver on ``sym`` (see module)."""
+        if to_come is None:
+            return ahead
+        buy, sell = to_come.get(sym, (0.0, 0.0))
+        return min(max(ahead, -sell), buy)
 
     @staticmethod
     def _included(fills: list[_Fill], moved: float) -> int | None:
@@ -132,14 +163,18 @@ class Inventory:
                 self._seen.pop(next(iter(self._seen)))
         delta = amount if side == "buy" else -amount
         ahead = self._ahead.get(symbol)
-        if ahead is not None and ahead[0] * delta > 0 and abs(delta) <= abs(ahead[0]) + EPS:
-            # the last snapshot already holds this fill: use it up, do not apply it twice
-            left = ahead[0] - delta
-            if abs(left) < EPS:
-                del self._ahead[symbol]
-            else:
-                self._ahead[symbol] = (left, ahead[1])
-            return True
+        if ahead is not None and ahead[0] * delta > 0:
+            # the last snapshot already holds this fill (or part of it): use that up, do not
+            # apply it twice; only what is beyond it moves the position
+            if abs(delta) <= abs(ahead[0]) + EPS:
+                left = ahead[0] - delta
+                if abs(left) < EPS:
+                    del self._ahead[symbol]
+                else:
+                    self._ahead[symbol] = (left, ahead[1])
+                return True
+            del self._ahead[symbol]
+            delta -= ahead[0]
         self._apply(_Fill(trade_id, symbol, delta, price, time.time() if now is None else now))
         return True
 

@@ -187,7 +187,7 @@ class Engine(EngineControls):
             if upd is not None:
                 self.strategy.on_order(self.strategy_ctx, upd)
         elif topic == ACCOUNT:
-            self.inv.apply_account(d)
+            self.inv.apply_account(d, to_come=self.orders.fills_to_come())
             self.child.last_ok = time.time()
             METRICS.set("flatguard_equity", self.inv.equity)
             METRICS.clear("flatguard_position_contracts")

@@ -46,6 +46,7 @@ class Tracked:
     sent_at: float = 0.0  # monotonic
     news_at: float = 0.0  # monotonic time of the last reply or update
     error: str = ""
+    final: bool = False  # the exchange said it is done (with ``filled``), not only we did
 
     def update(self) -> OrderUpdate:
         i = self.intent
@@ -85,6 +86,20 @@ class OrderManager:
                       t.intent.price, t.intent.reduce_only)
             for t in self.orders.values() if t.status not in DONE and t.remaining > 0
         )
+
+    def fills_to_come(self) -> dict[str, tuple[float, float]]:
+        """Per symbol, the (buy, sell) contracts our orders may still deliver as fill events:
+        a live order's unfilled rest, and what a finished one filled beyond the fill events
+        seen (the inventory bounds its "ahead" by this: see ``inventory``)."""
+        out: dict[str, tuple[float, float]] = {}
+        for t in self.orders.values():
+            i = t.intent
+            cap = t.filled if t.final else max(i.amount, t.filled)
+            rest = max(0.0, cap - t.fill_seen)
+            if rest > 0:
+                buy, sell = out.get(i.symbol, (0.0, 0.0))
+                out[i.symbol] = (buy + rest, sell) if i.side == "buy" else (buy, sell + rest)
+        return out
 
     def _reject(self, rej: Rejection) -> None:
         self.rejections += 1
@@ -133,13 +148,14 @@ class OrderManager:
             # rejected: the exchange refused this order. timeout: unknown; the connector resolves
             # it by client id and the order/account events tell the truth either way.
             if e.kind != "timeout":
-                t.status, t.error = S.REJECTED, e.message
+                t.status, t.error, t.final = S.REJECTED, e.message, True
             log.warning("order %s cid=%s kind=%s: %s", args["side"], cid, e.kind, e.message)
             return
         t.news_at = time.monotonic()
         if isinstance(res, dict) and t.status == S.PENDING:
             t.status = str(res.get("status") or S.OPEN)
             t.filled = max(t.filled, float(res.get("filled") or 0.0))
+            t.final = t.status in DONE
 
     def on_order(self, data: dict[str, Any]) -> OrderUpdate | None:
         t = self.orders.get(str(data.get("client_id")))
@@ -147,6 +163,7 @@ class OrderManager:
             return None
         t.status = str(data.get("status") or t.status)
         t.filled = max(t.filled, float(data.get("filled") or 0.0))
+        t.final = t.status in DONE
         t.news_at = time.monotonic()
         return t.update()
 
