@@ -47,11 +47,15 @@ class ChildSpec:
     says_state: bool = False  # its flatguard_trading_state is the trading state
     account_rank: int = 0  # /metrics account series: rank 1 while it reports them, else 2
     stop_rank: int = 0  # orderly stop order (the notifier last: it delivers the stop messages)
+    # start-up: wave 0 starts together, while the kill path prepares its session; wave 1 once
+    # the kill path and every wave-0 process are ready (the trader needs the connector, and
+    # nothing trades before the kill switch can act)
+    start_wave: int = 0
 
 
 HELPER_HANG_FACTOR = 5.0
 
-# In start-up order (the trader last: it needs the connector ready).
+# The trader starts last (``start_wave``): it needs the connector ready.
 SPECS: dict[str, ChildSpec] = {s.name: s for s in (
     ChildSpec(CONNECTOR, "trader.connector", oom_score_adj=200, hang_factor=1.0,
               on_exit=OnExit.RESTART_THEN_GIVE_UP, down_trigger="connector_down",
@@ -64,7 +68,7 @@ SPECS: dict[str, ChildSpec] = {s.name: s for s in (
               refusal_code=None, exit_trigger="trader_exit", hang_trigger="trader_hang",
               code_triggers=((EX_SOFTWARE, "trader_exception"),),
               start_when_halted=False, stale_backstop=True, says_state=True, account_rank=1,
-              stop_rank=0),
+              stop_rank=0, start_wave=1),
 )}
 
 
