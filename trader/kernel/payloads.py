@@ -89,6 +89,12 @@ class _Reader:
             raise self.bad(name, v, "true or false")
         return v
 
+    def list(self, name: str, default: Any = _MISSING) -> Any:
+        v = self._get(name, default)
+        if not isinstance(v, list | tuple):
+            raise self.bad(name, v, "a list")
+        return v
+
     def choice(self, name: str, allowed: tuple[str, ...]) -> str:
         v = self.str(name)
         if v not in allowed:
@@ -226,6 +232,80 @@ class Position:
         return cls(r.str("symbol"), r.choice("side", ("long", "short", "flat")),
                    r.num("contracts"), r.num("entry_price", 0.0), r.num("mark", 0.0),
                    r.num("notional", 0.0), r.num("unrealized_pnl", 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOrder:
+    """A row of the account snapshot's ``open_orders``: an order open on the exchange (ours or
+    not: the trader adopts the others and cancels them per symbol)."""
+
+    client_id: str | None
+    id: str
+    symbol: str
+    side: str
+    type: str | None
+    price: float | None
+    amount: float
+    filled: float
+    reduce_only: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"client_id": self.client_id, "id": self.id, "symbol": self.symbol,
+                "side": self.side, "type": self.type, "price": self.price,
+                "amount": self.amount, "filled": self.filled, "reduce_only": self.reduce_only}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> AccountOrder:
+        r = _Reader("open_order", d)
+        return cls(r.opt_str("client_id"), r.str("id"), r.str("symbol"),
+                   r.choice("side", SIDES), r.opt_str("type"), r.opt_num("price"),
+                   r.num("amount"), r.num("filled", 0.0), r.bool("reduce_only", False))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """``account`` (event, and the ``account`` op's reply): the connector's whole view of the
+    account. ``confirmed`` is the wall time of the last REST read; ``fresh`` how far the
+    connector vouches for it (a live feed keeps it current); ``source`` says what produced it
+    (``none``: nothing read yet, its zeros are not a loss to act on)."""
+
+    equity: float
+    balance: float
+    positions: tuple[Position, ...]
+    open_orders: tuple[AccountOrder, ...]
+    confirmed: float
+    fresh: float
+    source: str
+    margin_ratio: float | None = None
+    exposure: float = 0.0
+    leverage: float = 0.0
+    effective_leverage: float = 0.0
+    adopted: tuple[dict[str, Any], ...] = ()
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"equity": self.equity, "balance": self.balance,
+                "positions": [p.to_wire() for p in self.positions],
+                "open_orders": [o.to_wire() for o in self.open_orders],
+                "confirmed": self.confirmed, "fresh": self.fresh, "source": self.source,
+                "margin_ratio": self.margin_ratio, "exposure": self.exposure,
+                "leverage": self.leverage, "effective_leverage": self.effective_leverage,
+                "adopted": [dict(a) for a in self.adopted]}
+
+    @classmethod
+    def from_wire(cls, d: Any) -> AccountSnapshot:
+        r = _Reader("account", d)
+        rows = r.list("positions", [])
+        orders = r.list("open_orders", [])
+        adopted = r.list("adopted", [])
+        for i, a in enumerate(adopted):
+            if not isinstance(a, Mapping):
+                raise r.bad(f"adopted[{i}]", a, "a map")
+        return cls(r.num("equity", 0.0), r.num("balance", 0.0),
+                   tuple(Position.from_wire(p) for p in rows),
+                   tuple(AccountOrder.from_wire(o) for o in orders),
+                   r.num("confirmed", 0.0), r.num("fresh", 0.0), r.str("source", ""),
+                   r.opt_num("margin_ratio"), r.num("exposure", 0.0), r.num("leverage", 0.0),
+                   r.num("effective_leverage", 0.0), tuple(dict(a) for a in adopted))
 
 
 # --- requests ---------------------------------------------------------------------------------

@@ -12,14 +12,16 @@ Events (PUB -> proxy -> SUB; may be dropped, never the only carrier of anything 
                         price, average, reduce_only, ts, error?}      order update (connector)
     fill.<symbol>      Fill {trade_id, client_id, order_id, symbol, side, amount, price, fee,
                         fee_currency, ts}                             own trade (connector)
-    account            {equity, balance, positions: [Position], open_orders: [Order], confirmed,
+    account            AccountSnapshot {equity, balance, positions: [Position],
+                        open_orders: [AccountOrder], confirmed,
                         fresh, exposure, leverage, effective_leverage, adopted, margin_ratio,
                         source: "rest"|"feed"|"periodic"|"none"}      account snapshot (connector)
     alert              {level, title, text, source, ts}               copy of every notification
 
 Position = {symbol, side ("long"/"short"/"flat"), contracts (signed float), entry_price, mark,
             notional, unrealized_pnl}  (``payloads.Position``)
-Order (in a snapshot) = {client_id, id, symbol, side, type, price, amount, filled, reduce_only}
+AccountOrder (in a snapshot) = {client_id, id, symbol, side, type, price, amount, filled,
+            reduce_only}  (``payloads.AccountOrder``)
 Order status: ``OrderStatus`` (ccxt's words plus ``pending``/``unknown``/``error``); ``TERMINAL``
 is the one set of statuses after which an order can no longer fill.
 
