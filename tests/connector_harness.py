@@ -157,12 +157,22 @@ class Plumbing:
     def notes_matching(self, text: str) -> list[dict[str, Any]]:
         return [n for n in list(self.notes) if text in f"{n.get('title')} {n.get('text')}"]
 
-    def subscriber(self, topics: list[str]) -> zmq.Socket[Any]:
+    def subscriber(self, topics: list[str], probe: str | None = None) -> zmq.Socket[Any]:
+        """A SUB on the proxy. A subscription reaches the connector's PUB asynchronously (slow
+        joiner): events published before it are not delivered. With ``probe`` (a topic the
+        connector publishes on its own, e.g. ``md.``) it is subscribed too and one message of
+        it is awaited: subscriptions travel in order, so ``topics`` are live once it arrives
+        (the caller then filters what it reads)."""
         s = self.ctx.socket(zmq.SUB)
         s.setsockopt(zmq.LINGER, 0)
-        for t in topics:
+        for t in [*topics, *([probe] if probe else [])]:
             s.setsockopt(zmq.SUBSCRIBE, t.encode())
         s.connect(self.paths.events_out)
+        if probe:
+            def seen() -> bool:
+                return bool(s.poll(100)) and wire.decode(s.recv_multipart()).topic.startswith(
+                    probe)
+            wait_for(seen, 30, f"the subscription live (a {probe} event)", 0)
         return s
 
     def close(self) -> None:

@@ -41,7 +41,7 @@ def test_listen_key_expired_recovers_reconciles_and_sees_later_orders(conn: Conn
     assert st["state"] == "RUNNING" and st["fatal"] is None
     wait_for(lambda: conn.request("account")["confirmed"] > confirmed0, 30,
              "a REST reconcile after the reconnect")
-    sub = conn.plumbing.subscriber(["fill."])
+    sub = conn.plumbing.subscriber(["fill."], probe="md.")  # live before the order
     try:
         r = order(conn, "after-relisten")
         assert r["status"] == "closed"
