@@ -56,6 +56,7 @@ class Host(Protocol):
     tradable: list[str]
     trader_alive: float
     trader_seen: float
+    place: orders.Placer | None  # the venue's create_order bound to ``ex`` (None: ccxt's)
 
     def snapshot(self, source: str) -> dict[str, Any]: ...
 
@@ -139,7 +140,7 @@ async def create(c: Host, args: dict[str, Any], msg: Any) -> dict[str, Any]:
     req = orders.validate(args, c.tradable)
     try:
         o = await orders.create(c.guard, c.ex, c.journal, req, fence=c.fence,
-                                recv_window_ms=c.xc.recv_window)
+                                recv_window_ms=c.xc.recv_window, place=c.place)
     except orders.NotPlaced as e:
         # The trader may have timed out waiting: the order event tells it as well.
         c.pub.publish(ORDER + req["symbol"], OrderUpdate(

@@ -24,6 +24,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from trader.connector.fence import Fence, Fenced
@@ -41,6 +42,8 @@ CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")  # Binance's newClientOrderI
 # a request cannot be processed later than its signing + recvWindow + 1 s; one more second for
 # the hop from the gateway to the matching engine.
 LOOKUP_MARGIN_S = 2.0
+# ccxt's create_order signature: (symbol, type, side, amount, price, params) -> order
+Placer = Callable[..., Awaitable[dict[str, Any]]]
 
 
 class BadRequest(FlatguardError, ValueError):
@@ -134,8 +137,11 @@ async def lookup(guard: Guard, ex: Any, symbol: str, client_id: str, fence: Fenc
 
 
 async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *, fence: Fence,
-                 recv_window_ms: int) -> dict[str, Any]:
+                 recv_window_ms: int, place: Placer | None = None) -> dict[str, Any]:
+    """``place``: the venue's create (``Venue.create_order`` bound to ``ex``, same signature
+    and errors as ccxt's ``create_order``); default ccxt's own."""
     cid, sym = req["client_id"], req["symbol"]
+    send = place if place is not None else ex.create_order
     journal.record_intent(cid, sym, req["side"], req["type"], req["amount"], req["price"],
                           req["reduce_only"])  # durable before anything leaves this process
     params: dict[str, Any] = {"clientOrderId": cid}
@@ -157,7 +163,7 @@ async def create(guard: Guard, ex: Any, journal: Journal, req: dict[str, Any], *
         try:
             fence.check()
             with fence.gate():
-                o = await guard.attempt("create_order", ex.create_order, sym, req["type"],
+                o = await guard.attempt("create_order", send, sym, req["type"],
                                         req["side"], req["amount"], req["price"], dict(params))
             break
         except Fenced as f:

@@ -15,6 +15,7 @@ run directory's ban board; the connector never uses the kill path's weight reser
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from trader.connector import fence, ops
+from trader.connector import fence, ops, orders
 from trader.connector.boundary import Boundary
 from trader.connector.feedsink import FeedSink
 from trader.connector.mdfanout import MdFanout
@@ -70,6 +71,7 @@ class Connector:
                                  BanBoard.in_run_dir(child.paths.root))
         self.fence = fence.Fence(self.xc.recv_window / 1000.0)
         self.ex: Any = None
+        self.place: orders.Placer | None = None
         self.clock: ExchangeClock | None = None
         self.guard: Guard | None = None
         self.feed: WsFeed | PollFeed | None = None
@@ -380,3 +382,5 @@ class Connector:
         self.session = s
         self.ex, self.clock, self.guard, self.tradable = s.exchange, s.clock, s.guard, s.tradable
         self.feed, self.dms = s.feed, s.dms
+        fast = getattr(s.venue, "create_order", None)  # the venue's own create, if it has one
+        self.place = functools.partial(fast, s.exchange) if fast is not None else None

@@ -1,13 +1,16 @@
 """Creates whose reply was lost, and the fence, in-process against the sim with the real ccxt.
 
-``orders.create`` runs with the real guard, journal and fence; the sim's ``after`` failures
-place the order and then lose the reply (-1007, 504), its ``before`` failures refuse it
-unprocessed. Nothing is ever re-sent: exactly one order (and one fill) per client id.
+``orders.create`` runs with the real guard, journal and fence, and sends through the venue's
+``create_order`` as the connector does; the sim's ``after`` failures place the order and then
+lose the reply (-1007, 504), its ``before`` failures refuse it unprocessed. Nothing is ever
+re-sent: exactly one order (and one fill) per client id. The venue's create is checked against
+ccxt's own: the same request, the same reply, the same classification of a refusal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from trader.exchange.ban import BanBoard
 from trader.exchange.calls import Guard, install_recorder
 from trader.exchange.clock import ExchangeClock
 from trader.exchange.ratelimit import RateLimits
-from trader.exchange.venues.binanceusdm import RULES
+from trader.exchange.venues.binanceusdm import RULES, BinanceUsdm, order_request
 from trader.kernel.journal import Journal
 
 BTC = "BTC/USDT:USDT"
@@ -42,11 +45,15 @@ class Rig:
     board: BanBoard
     fatal: list[E.Classification]
 
+    @property
+    def place(self) -> orders.Placer:
+        return functools.partial(BinanceUsdm().create_order, self.ex)
+
     async def create(self, cid: str, **kw: Any) -> dict[str, Any]:
         req = {"client_id": cid, "symbol": BTC, "side": "buy", "type": "market",
                "amount": 0.01, "price": None, "reduce_only": False, "tif": None, **kw}
         return await orders.create(self.guard, self.ex, self.journal, req, fence=self.fence,
-                                   recv_window_ms=RECV_MS)
+                                   recv_window_ms=RECV_MS, place=self.place)
 
     async def posts(self, cid: str) -> list[dict[str, Any]]:
         return [e for e in await self.h.control.orders() if e.get("clientOrderId") == cid
@@ -183,5 +190,84 @@ def test_the_gate_stops_a_create_already_inside_ccxt(rig: Rig) -> None:
         assert await rig.posts("gate-1") == []
         await rig.ex.fetch_open_orders(BTC)  # reads are not gated
         assert await rig.guard.call("fetch_positions", rig.ex.fetch_positions, None) is not None
+
+    rig.h.run(main(), timeout=30)
+
+
+# --- the venue's create against ccxt's own ---------------------------------------------------
+
+PLAIN = [("market", "buy", 0.002, None, {}),
+         ("market", "sell", 0.0021234, None, {"reduceOnly": True}),
+         ("limit", "buy", 0.002, 50000.123456, {}),
+         ("limit", "sell", 0.002, 50000.1, {"timeInForce": "IOC"}),
+         ("limit", "sell", 0.0029999, 50000.1, {"timeInForce": "GTX", "reduceOnly": True}),
+         ("limit", "buy", 0.002, 50000.1, {"timeInForce": "FOK"})]
+
+
+@pytest.mark.parametrize("order", PLAIN)
+def test_venue_request_is_ccxts(rig: Rig, order: tuple[Any, ...]) -> None:
+    typ, side, amount, price, extra = order
+    params = {"clientOrderId": "par-1", **extra}
+    ours = order_request(rig.ex, rig.ex.market(BTC), typ, side, amount, price, params)
+    theirs = rig.ex.create_order_request(BTC, typ, side, amount, price,
+                                         {**params, "isAlgoOrder": False})
+    assert ours == {k: "true" if v is True else v for k, v in theirs.items()}
+
+
+def test_venue_create_replies_as_ccxt_and_sends_the_same(rig: Rig) -> None:
+    async def main() -> None:
+        ccxt_o = await rig.ex.create_order(BTC, "limit", "buy", 0.2, 1000.0,
+                                           {"clientOrderId": "same-c", "timeInForce": "GTC"})
+        ours = await rig.place(BTC, "limit", "buy", 0.2, 1000.0,
+                               {"clientOrderId": "same-v", "timeInForce": "GTC"})
+        assert set(ours) == set(ccxt_o)
+        for k in ("symbol", "type", "side", "status", "amount", "price", "filled",
+                  "timeInForce", "reduceOnly"):
+            assert ours[k] == ccxt_o[k], k
+        assert ours["clientOrderId"] == "same-v"
+        (pc,), (pv,) = await rig.posts("same-c"), await rig.posts("same-v")
+        drop = {"clientOrderId", "newClientOrderId", "timestamp", "signature", "recv_ns", "time",
+                "id", "orderId", "processed_ms"}
+        assert {k: v for k, v in pv.items() if k not in drop} == \
+            {k: v for k, v in pc.items() if k not in drop}
+        await rig.ex.cancel_all_orders(BTC)
+
+    rig.h.run(main(), timeout=30)
+
+
+@pytest.mark.parametrize("code", [-2019, -4164, -1021, -1000])
+def test_venue_create_refusals_classify_as_ccxts(rig: Rig, code: int) -> None:
+    async def main() -> None:
+        seen = []
+        for cid, fn in (("cls-c", rig.ex.create_order), ("cls-v", rig.place)):
+            await rig.h.control.call("fail", path="/fapi/v1/order", method="POST", count=1,
+                                     code=code)
+            with pytest.raises(E.ExchangeCallError) as ei:
+                await rig.guard.attempt("create_order", fn, BTC, "market", "buy", 0.01, None,
+                                        {"clientOrderId": cid})
+            c = ei.value.classification
+            seen.append((type(ei.value), c.kind, c.code, c.error, c.status, c.endpoint))
+        assert seen[0] == seen[1]
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_venue_create_with_ccxts_rate_limiter_goes_through_it(rig: Rig) -> None:
+    async def main() -> None:
+        rig.ex.enableRateLimit = True  # a remote venue: ccxt's limiter and signing
+        o = await rig.place(BTC, "market", "buy", 0.002, None, {"clientOrderId": "rl-v"})
+        assert o["clientOrderId"] == "rl-v" and o["status"] == "closed"
+        assert len(await rig.posts("rl-v")) == 1
+
+    rig.h.run(main(), timeout=30)
+
+
+def test_venue_create_is_gated_by_the_fence(rig: Rig) -> None:
+    async def main() -> None:
+        with rig.fence.gate():
+            rig.fence.fence("test")
+            with pytest.raises(Fenced):
+                await rig.place(BTC, "market", "buy", 0.01, None, {"clientOrderId": "gate-v"})
+        assert await rig.posts("gate-v") == []
 
     rig.h.run(main(), timeout=30)

@@ -48,8 +48,11 @@ closes each side with its ``positionSide`` (``reduceOnly`` is refused there, -11
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from trader.exchange.errors import (
     ANY,
@@ -127,6 +130,29 @@ def _local_linear_errors(ex: Any, prefix: str) -> None:
         return by_url(url, exactOrBroad)
 
     ex.get_exceptions_by_url = get_exceptions_by_url
+
+
+# The params a plain create may carry (``connector/orders.py`` sends no others): anything else
+# goes through ccxt's own ``create_order``.
+_PLAIN_PARAMS = frozenset({"clientOrderId", "reduceOnly", "timeInForce"})
+
+
+def order_request(ex: Any, market: Mapping[str, Any], type_: str, side: str, amount: float,
+                  price: float | None, params: Mapping[str, Any]) -> dict[str, str]:
+    """``POST /fapi/v1/order``'s params for a plain market or limit order, exactly as ccxt
+    4.5.90's ``create_order_request`` builds them (``tests/unit/exchange`` compares the two):
+    ccxt's own precision rounding, ``newOrderRespType=RESULT``, a limit's ``timeInForce``
+    defaulting to GTC; booleans as ``true``."""
+    symbol = market["symbol"]
+    req = {"symbol": market["id"], "side": side.upper(),
+           "newClientOrderId": str(params["clientOrderId"]), "newOrderRespType": "RESULT",
+           "type": type_.upper(), "quantity": ex.amount_to_precision(symbol, amount)}
+    if type_ == "limit":
+        req["price"] = ex.price_to_precision(symbol, price)
+        req["timeInForce"] = str(params.get("timeInForce") or "GTC")
+    if params.get("reduceOnly"):
+        req["reduceOnly"] = "true"
+    return req
 
 
 class BinanceUsdm:
@@ -211,6 +237,39 @@ class BinanceUsdm:
 
     def contract_size(self, market: Mapping[str, Any]) -> float:
         return market_contract_size(market)  # 1 on every USDⓈ-M perpetual
+
+    async def create_order(self, ex: Any, symbol: str, type_: str, side: str, amount: float,
+                           price: float | None, params: Mapping[str, Any]) -> dict[str, Any]:
+        """ccxt's ``create_order`` for the connector's plain orders, minus its per-order cost
+        on the tick path (~0.3 ms of option lookups, request building and signing before a
+        byte is sent). The request is built as ccxt builds it (``order_request``), then:
+
+        * ccxt's rate limiter off (a loopback URL) and an HMAC key: signed here and sent with
+          ``ex.fetch``, ccxt's transport;
+        * otherwise ccxt's implicit ``fapiPrivatePostOrder`` (its limiter, its signing).
+
+        Either way every hook on ``ex.fetch`` (the fence, the ban board, the weight recorder)
+        and ccxt's error mapping (``handle_errors``: the same exception classes for the same
+        codes) apply unchanged, and the reply is ccxt's ``parse_order``. Anything else (other
+        params, a non-linear market, portfolio margin) is ccxt's ``create_order`` itself."""
+        market = ex.market(symbol)
+        if (not market.get("linear") or not market.get("swap") or type_ not in ("market", "limit")
+                or not _PLAIN_PARAMS.issuperset(params) or not params.get("clientOrderId")
+                or (type_ == "market" and params.get("timeInForce"))
+                or ex.safe_bool_2(ex.options, "papi", "portfolioMargin", False)):
+            return await ex.create_order(symbol, type_, side, amount, price, dict(params))
+        req = order_request(ex, market, type_, side, amount, price, params)
+        secret = str(ex.secret or "")
+        if ex.enableRateLimit or not secret or "PRIVATE KEY" in secret:
+            return ex.parse_order(await ex.fapiPrivatePostOrder(req), market)
+        signed = {"timestamp": str(ex.nonce()), **req}
+        if ex.options.get("recvWindow") is not None:
+            signed["recvWindow"] = str(int(ex.options["recvWindow"]))
+        body = urlencode(signed)
+        body += "&signature=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+        headers = {"X-MBX-APIKEY": ex.apiKey, "Content-Type": "application/x-www-form-urlencoded"}
+        response = await ex.fetch(ex.urls["api"]["fapiPrivate"] + "/order", "POST", headers, body)
+        return ex.parse_order(response, market)
 
     def market_streams(self, ex: Any, symbols: list[str]) -> list[MarketStream]:
         return binanceusdm_md.market_streams(ex, symbols)  # markPrice@1s and bookTicker
