@@ -67,6 +67,10 @@ class OrderManager:
         self.risk = risk
         self.view_fn = view_fn  # () -> AccountView including our open orders
         self.orders: dict[str, Tracked] = {}
+        # The orders that may still be open: ``open_orders`` (every risk check, on the tick
+        # path) walks these, not every order of the last ``prune`` period. A done one leaves
+        # at the next walk; one an update reopens comes back (``_live``).
+        self._live: dict[str, Tracked] = {}
         # Binance allows 36 chars of [.A-Z:/a-z0-9_-]: prefix (pid, time, random) and a counter
         # keep ids unique across restarts of the trader without any shared state.
         self._prefix = (f"fg{os.getpid():x}{int(time.time()) % 100000:x}"
@@ -81,11 +85,19 @@ class OrderManager:
 
     def open_orders(self) -> tuple[OpenOrder, ...]:
         """Every order sent and not known to be done, pending ones included."""
-        return tuple(
-            OpenOrder(t.intent.client_id, t.intent.symbol, t.intent.side, t.remaining,
-                      t.intent.price, t.intent.reduce_only)
-            for t in self.orders.values() if t.status not in DONE and t.remaining > 0
-        )
+        out = []
+        for cid, t in list(self._live.items()):
+            if t.status in DONE or self.orders.get(cid) is not t:
+                del self._live[cid]
+            elif t.remaining > 0:
+                out.append(OpenOrder(t.intent.client_id, t.intent.symbol, t.intent.side,
+                                     t.remaining, t.intent.price, t.intent.reduce_only))
+        return tuple(out)
+
+    def _reopened(self, cid: str, t: Tracked) -> None:
+        """A status was set from the exchange: back among the live ones unless done."""
+        if t.status not in DONE and self.orders.get(cid) is t:
+            self._live[cid] = t
 
     def fills_to_come(self) -> dict[str, tuple[float, float]]:
         """Per symbol, the (buy, sell) contracts our orders may still deliver as fill events:
@@ -133,7 +145,7 @@ class OrderManager:
             return None
         self.risk.record_sent(intent, now)
         mono = time.monotonic()
-        self.orders[cid] = Tracked(intent, sent_at=mono, news_at=mono)
+        self.orders[cid] = self._live[cid] = Tracked(intent, sent_at=mono, news_at=mono)
         METRICS.inc("flatguard_orders_total", symbol=symbol, side=side)
         args = OrderCreate(cid, symbol, side, intent.type, amount, price, reduce_only,
                            tif).to_wire()
@@ -155,16 +167,19 @@ class OrderManager:
         if isinstance(res, dict) and t.status == S.PENDING:
             t.status = str(res.get("status") or S.OPEN)
             t.filled = max(t.filled, float(res.get("filled") or 0.0))
+            self._reopened(cid, t)
             t.final = t.status in DONE
 
     def on_order(self, data: dict[str, Any]) -> OrderUpdate | None:
-        t = self.orders.get(str(data.get("client_id")))
+        cid = str(data.get("client_id"))
+        t = self.orders.get(cid)
         if t is None:
             return None
         t.status = str(data.get("status") or t.status)
         t.filled = max(t.filled, float(data.get("filled") or 0.0))
         t.final = t.status in DONE
         t.news_at = time.monotonic()
+        self._reopened(cid, t)
         return t.update()
 
     def on_fill(self, client_id: str, amount: float) -> bool:
