@@ -36,7 +36,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,10 +70,13 @@ def retry_after(headers: Mapping[str, Any] | None) -> float | None:
 
 
 class BanBoard:
-    """Bans per host, shared through ``path`` (None: this process only)."""
+    """Bans per host, shared through ``path`` (None: this process only). ``clock``: wall time
+    (``time.time``; a test injects a fake one to end a ban without waiting it out)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path) if path is not None else None
+        self.clock = clock
         self._mem: dict[str, dict[str, Any]] = {}
         self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
 
@@ -105,13 +108,13 @@ class BanBoard:
 
     def banned_for(self, host: str | None = None, now: float | None = None) -> float:
         """Seconds left of the ban on ``host`` (None: any host), 0 if none."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         data = self._read()
         entries = data.values() if host is None else [data[host]] if host in data else []
         return max([0.0, *(float(e["until"]) - now for e in entries)])
 
     def bans(self) -> dict[str, dict[str, Any]]:
-        return {h: dict(e) for h, e in self._read().items() if e["until"] > time.time()}
+        return {h: dict(e) for h, e in self._read().items() if e["until"] > self.clock()}
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class BanBoard:
                offset_s: float = 0.0, now: float | None = None) -> float:
         """Record a 418/429 from ``host``; returns the ban's end (wall time). ``offset_s``:
         exchange clock minus ours (for the exchange's minute window)."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         with self._locked():
             data = dict(self._read())
             prev = data.get(host)
@@ -158,7 +161,7 @@ class BanBoard:
             os.close(fd)
 
     def _write(self, data: dict[str, dict[str, Any]]) -> None:
-        now = time.time()
+        now = self.clock()
         live = {h: e for h, e in data.items() if float(e["until"]) > now - STRIKE_MEMORY_S}
         if self.path is None:
             self._mem = live

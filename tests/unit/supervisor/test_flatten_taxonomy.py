@@ -8,12 +8,13 @@ a round makes are counted (and match what the exchange received) and bounded.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from supervisor.flatten import Flattener
-from tests.sim_harness import SimHarness, wait_until
+from tests.sim_harness import SimHarness
 from tests.unit.supervisor.test_flatten_unit import (
     SYMBOLS,
     closes,
@@ -167,27 +168,32 @@ def test_a_ban_mid_round_stops_the_round(h, fault: dict[str, Any]) -> None:
     assert r2.flat and not r2.banned, r2
 
 
-async def _no_ban(board: Any) -> bool:
-    return board.banned_for() <= 0
-
-
 def test_a_ban_on_the_shared_board_is_not_sent_into(h) -> None:
     """The IP is banned (418 + Retry-After). With the stack's ban board on the session, the
     first round earns one 418 (recorded on the board); the next rounds send nothing at all --
-    the board refuses before sending -- and say banned; after the ban, a round goes flat."""
+    the board refuses before sending, even once the exchange itself has lifted the ban -- and
+    say banned; after the board's ban, a round goes flat. The board runs on a fake clock, so
+    the Retry-After is waited out by moving it, not in real time."""
     from trader.exchange.ban import BanBoard
 
-    board = BanBoard()
+    now = [time.time()]
+    board = BanBoard(clock=lambda: now[0])
     f = Flattener(h.exchange(pro=False, ban_board=board), SYMBOLS, 60000)
     h.run(f.prepare())
     ctl(h, "position", symbol="BTCUSDT", amount="0.5")
-    ctl(h, "ban", seconds=3, status=418, retry_after=True)
+    ctl(h, "ban", seconds=30, status=418, retry_after=True)
     rounds = [h.run(f.round()) for _ in range(3)]  # refused rounds send nothing: instant
     assert all(r.banned and not r.flat for r in rounds), rounds
     assert [r.requests for r in rounds] == [1, 0, 0]
     assert "not sent" in rounds[1].error
     assert h.run(h.control.state())["ban"]["requests_during_ban"] == 1
-    h.run(wait_until(lambda: _no_ban(board), timeout=30))  # Retry-After: 3 s
+    assert 29 < board.banned_for() <= 30  # the Retry-After, not the default 418 (120 s)
+    ctl(h, "clear")  # the exchange ends its ban early: the board still holds ours
+    now[0] += 29.5
+    r = h.run(f.round())
+    assert r.banned and not r.flat and r.requests == 0, r
+    now[0] += 0.6  # past the Retry-After
+    assert board.banned_for() == 0
     assert h.run(f.round()).flat
 
 
