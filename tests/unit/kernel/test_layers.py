@@ -5,6 +5,7 @@ type-only cycle still ties two modules together."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,6 +61,7 @@ def imports_of(path: Path, mod: str) -> set[str]:
     return {m for m in out if m.split(".")[0] in PACKAGES}
 
 
+@functools.cache  # read-only for the tests: the sources are parsed once per process
 def graph() -> dict[str, set[str]]:
     files = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     known = set(files)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from itertools import pairwise
 from typing import Any
+
+import pytest
 
 from notifier import sinks
 from notifier.lanes import Dispatcher
 from notifier.message import Notification
+from notifier.sinks.discord import DiscordSink
+from notifier.sinks.telegram import TelegramSink
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.ntfy import FakeNtfy
 from tests.fakes.pushover import FakePushover
@@ -26,9 +31,10 @@ def n(level: str = "info", title: str = "hello", text: str = "world", key: str |
 
 
 def run(cfg: config.Config, env: dict[str, str],
-        body: Callable[[Dispatcher], Awaitable[Any]]) -> Dispatcher:
+        body: Callable[[Dispatcher], Awaitable[Any]],
+        clock: Callable[[], float] = time.monotonic) -> Dispatcher:
     async def main() -> Dispatcher:
-        d = Dispatcher(sinks.build(cfg, env), cfg.notify)
+        d = Dispatcher(sinks.build(cfg, env), cfg.notify, clock)
         await d.start()
         try:
             await body(d)
@@ -52,7 +58,9 @@ def exact(d: Dispatcher) -> None:
         assert st.published == st.sent + st.dropped + st.failed + st.queued, st
 
 
-def test_telegram_sends_and_splits_long_text() -> None:
+def test_telegram_sends_and_splits_long_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Telegram's 1 s between two sends to a chat, shortened: the parts are still paced by it
+    monkeypatch.setattr(TelegramSink, "min_interval", 0.1)
     with FakeTelegram() as tg:
         cfg = config.from_mapping({
             "telegram": {"enabled": True, "chat_id": 42, "allowed_users": [42],
@@ -67,6 +75,8 @@ def test_telegram_sends_and_splits_long_text() -> None:
         texts = tg.texts(42)
         assert len(texts) == 3 and all(len(t) <= 4096 for t in texts)
         assert texts[0].startswith("hello\n") and texts[2].endswith("(3/3)")
+        sends = [r.ts for r in tg.requests if r.path.endswith("/sendMessage")]
+        assert len(sends) == 3 and all(b - a >= 0.09 for a, b in pairwise(sends)), sends
         exact(d)
 
 
@@ -94,7 +104,8 @@ def test_pushover_priorities_receipt_ack_and_cancel() -> None:
         assert crit["message"] == "flattening"
 
 
-def test_ntfy_discord_webhook_twilio() -> None:
+def test_ntfy_discord_webhook_twilio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DiscordSink, "min_interval", 0.05)  # 0.4 s between webhook posts
     with FakeNtfy(token="tk_abc") as nt, FakeDiscord() as dc, FakeWebhook() as wh, \
             FakeTwilio() as tw:
         cfg = config.from_mapping({"notify": {
@@ -125,7 +136,10 @@ def test_ntfy_discord_webhook_twilio() -> None:
         exact(d)
 
 
-def test_retries_honour_retry_after_then_fail_within_budget() -> None:
+def test_retries_honour_retry_after_then_fail_within_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # pacing far below the 1 s Retry-After: the gap checked below is the Retry-After's alone
+    monkeypatch.setattr(TelegramSink, "min_interval", 0.05)
     with FakeTelegram() as tg, FakeDiscord() as dc, FakeWebhook() as wh, FakeNtfy() as nt:
         cfg = config.from_mapping({
             "telegram": {"enabled": True, "chat_id": 7, "allowed_users": [7], "api_url": tg.url},
@@ -189,27 +203,36 @@ def test_hung_sink_does_not_delay_others() -> None:
 
 
 def test_dedup_and_ack_stop_repeats() -> None:
+    """The dispatcher's clock is a fake one: the dedup window and the repeat interval pass when
+    the test moves it (the process ticks every heartbeat; here the test ticks)."""
     with FakeNtfy() as nt:
         cfg = config.from_mapping({"notify": {
-            "dedup_window": 0.3, "repeat_interval": 0.2,
+            "dedup_window": 30, "repeat_interval": 20,
             "ntfy": {"url": nt.topic_url(), "emergency": True, **FAST}}})
+        now = [1000.0]
 
         async def body(d: Dispatcher) -> None:
+            async def tick(seconds: float) -> None:
+                now[0] += seconds
+                d.tick()
+                await until(lambda: d.idle())  # whatever the tick queued has been sent
+
             for _ in range(12):
                 d.publish(n("warning", "exchange slow", key="slow"))
             d.publish(n("critical", "HALT", key="halt"))
-            for _ in range(20):  # the process ticks every heartbeat
-                d.tick()
-                await asyncio.sleep(0.05)
+            await until(lambda: len(nt.messages) == 2)  # the first of each goes out at once
+            await tick(19)  # inside both windows: nothing is due
+            assert len(nt.messages) == 2 and d.idle()
+            await tick(12)  # the dedup window closed, the first repeat is due
+            await tick(20)
             await until(lambda: sum("repeat 2" in m["title"] for m in nt.messages))
             assert d.ack("halt") == ["halt"]
             settled = len(nt.messages)
-            for _ in range(10):
-                d.tick()
-                await asyncio.sleep(0.05)
+            for _ in range(5):
+                await tick(20)
             assert len(nt.messages) == settled
 
-        run(cfg, {}, body)
+        run(cfg, {}, body, clock=lambda: now[0])
         titles = [m["title"] for m in nt.messages]
         assert titles.count("[WARNING] exchange slow") == 1
         assert titles.count("[WARNING] exchange slow (x12)") == 1

@@ -34,7 +34,11 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_sdk_streams_market_public_private(t: ThreadedSim) -> None:
+def test_sdk_streams_market_public_private(t: ThreadedSim,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK pads every SUBSCRIBE with a 0.5 s sleep (Binance takes 10 messages/s per
+    # connection): 2 s of this test for five subscriptions. 0.1 s keeps within that limit.
+    monkeypatch.setattr("binance_common.websocket.SUBSCRIBE_MESSAGE_DELAY_SECONDS", 0.1)
     t.call("unfreeze")  # the market ticks: depth, kline and mark streams publish
     client = sdk_client(t)
     got: dict[str, list[Any]] = {}

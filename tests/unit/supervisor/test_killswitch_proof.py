@@ -63,22 +63,22 @@ def positions(h: SimHarness) -> dict[str, Decimal]:
 
 def test_an_order_in_flight_at_the_kill_is_caught_by_the_proof(h: SimHarness,
                                                                 journal: Journal) -> None:
-    """New orders take 1.5 s to be processed; a market buy is on its way when the kill starts.
+    """New orders take 0.7 s to be processed; a market buy is on its way when the kill starts.
     The first round sees nothing and must not be the verdict."""
     alerts, metrics = Alerts(), Registry()
     ks = make(h, journal, alerts, metrics)
-    h.run(h.control.call("latency", ms=1500, path="/fapi/v1/order"))
+    h.run(h.control.call("latency", ms=700, path="/fapi/v1/order"))
     trader = h.exchange(pro=False)
 
     async def scenario() -> tuple[Any, float]:
         await trader.load_markets()
         buy = asyncio.ensure_future(trader.create_order(
-            "BTC/USDT:USDT", "market", "buy", 0.01, None, {"recvWindow": 2000}))
+            "BTC/USDT:USDT", "market", "buy", 0.01, None, {"recvWindow": 1400}))
         deadline = time.monotonic() + 10
         while (await h.control.state())["requests"].get("POST /fapi/v1/order", 0) < 1:
             assert time.monotonic() < deadline, "the buy never reached the exchange"
             await asyncio.sleep(0.01)
-        signed_until = time.time() + 2.0  # the buy's timestamp + its recvWindow, at the latest
+        signed_until = time.time() + 1.4  # the buy's timestamp + its recvWindow, at the latest
         ks.inflight_until = signed_until  # what the connector's fence reports
         run_id = journal.start_killswitch("command", "test")
         out = await ks.flatten_until_verified(run_id, None, time.monotonic())
