@@ -16,9 +16,6 @@ import logging
 import time
 from typing import Any
 
-import zmq
-import zmq.asyncio
-
 from trader.engine.commands import TraderCommands
 from trader.engine.context import StrategyContext
 from trader.engine.control import EngineControls
@@ -66,9 +63,7 @@ class Engine(EngineControls):
         self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [ORDER, FILL, ACCOUNT])
         # md straight from the connector's own PUB (``connector/mdfanout.py``): no proxy hop
         self.md = bus.Subscriber(child.ctx, child.paths.md, [MD])
-        self._poller = zmq.asyncio.Poller()
-        for s in (self.sub, self.md):
-            self._poller.register(s.sock, zmq.POLLIN)
+        self._readable = bus.Readable([self.sub, self.md])
         self.inv = Inventory()
         # the account's staleness limit is exchange.max_unconfirmed (one condition, one key)
         self.risk = RiskEngine(cfg.risk, self.symbols,
@@ -234,6 +229,7 @@ class Engine(EngineControls):
             self.journal.set_risk_day(*state)
 
     def close(self) -> None:
+        self._readable.close()
         self.conn.close()
         self.sub.close()
         self.md.close()
@@ -243,7 +239,7 @@ class Engine(EngineControls):
         Account events first, then md: a tick is handled with the fills published before it."""
         out: list[Any] = []
         if not (self.sub.drain(out, max_n) | self.md.drain(out, max_n)) \
-                and await self._poller.poll(int(timeout * 1000)):
+                and await self._readable.wait(timeout):
             self.sub.drain(out, max_n)
             self.md.drain(out, max_n)
         return out

@@ -15,6 +15,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,13 +150,16 @@ class OrderManager:
         METRICS.inc("flatguard_orders_total", symbol=symbol, side=side)
         args = OrderCreate(cid, symbol, side, intent.type, amount, price, reduce_only,
                            tif).to_wire()
-        asyncio.get_running_loop().create_task(self._send(cid, args))
+        now_fn = getattr(self.conn, "request_now", None)  # sent here, before the tick returns
+        reply = (now_fn(ConnectorOp.ORDER_CREATE, args, timeout=ORDER_TIMEOUT) if now_fn
+                 else self.conn.request(ConnectorOp.ORDER_CREATE, args, timeout=ORDER_TIMEOUT))
+        asyncio.get_running_loop().create_task(self._send(cid, args, reply))
         return cid
 
-    async def _send(self, cid: str, args: dict[str, Any]) -> None:
+    async def _send(self, cid: str, args: dict[str, Any], reply: Awaitable[Any]) -> None:
         t = self.orders[cid]
         try:
-            res = await self.conn.request(ConnectorOp.ORDER_CREATE, args, timeout=ORDER_TIMEOUT)
+            res = await reply
         except bus.RequestError as e:
             # rejected: the exchange refused this order. timeout: unknown; the connector resolves
             # it by client id and the order/account events tell the truth either way.

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import zmq
@@ -161,6 +161,59 @@ class Subscriber:
         self.sock.close(0)
 
 
+class Readable:
+    """Wait until any of some subscribers may have input, for a loop that reads them with
+    ``drain`` (the engine's). A ``zmq.asyncio.Poller`` registers and unregisters every socket
+    with the event loop and resolves through its own futures on every wait (~0.1 ms per wake
+    on a loaded 2-core box, on the tick path); here each socket's FD stays registered with
+    the loop between waits, and a wake resolves one future.
+
+    ZeroMQ's FD signals new activity, not "a message is queued": the caller reads every socket
+    until it would block (``drain``) before waiting again, and ``wait`` checks ``EVENTS`` once
+    armed (which also re-arms the FD). A reader that fires with nobody waiting unregisters
+    itself (nothing spins while the loop does other work); the next ``wait`` registers again.
+    """
+
+    def __init__(self, subs: list[Subscriber]) -> None:
+        self._socks = [s._plain for s in subs]
+        self._fds = [int(s.getsockopt(zmq.FD)) for s in self._socks]
+        self._armed: set[int] = set()
+        self._waiter: asyncio.Future[bool] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _fired(self, fd: int) -> None:
+        w = self._waiter
+        if w is not None:
+            if not w.done():
+                w.set_result(True)
+        elif self._loop is not None:
+            self._loop.remove_reader(fd)  # nobody waits: no busy loop until the next wait
+            self._armed.discard(fd)
+
+    async def wait(self, timeout: float) -> bool:
+        """True when a socket may have input, False after ``timeout`` s without any."""
+        loop = self._loop = asyncio.get_running_loop()
+        for fd in self._fds:
+            if fd not in self._armed:
+                loop.add_reader(fd, self._fired, fd)
+                self._armed.add(fd)
+        if any(s.getsockopt(zmq.EVENTS) & zmq.POLLIN for s in self._socks):
+            return True
+        w = self._waiter = loop.create_future()
+        h = loop.call_later(timeout, lambda: w.done() or w.set_result(False))
+        try:
+            return await w
+        finally:
+            h.cancel()
+            self._waiter = None
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for fd in self._armed:
+                self._loop.remove_reader(fd)
+        self._armed.clear()
+
+
 # --- requests ---------------------------------------------------------------------------------
 
 
@@ -197,13 +250,30 @@ class Requester(_Sequenced):
                 fut.set_result(msg.data)
 
     async def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
+        return await self.request_now(op, args, timeout)
+
+    def request_now(self, op: str, args: dict[str, Any] | None = None,
+                    timeout: float = 5.0) -> Coroutine[Any, Any, Any]:
+        """``request``, with the message sent before this returns (from synchronous code, e.g.
+        a strategy's tick handler: no loop turn before it leaves). Await the result for the
+        reply (or ``RequestError``); the timeout counts from then, as ``request``'s does."""
         op = str(op)  # an Op enum member travels, and prints in errors, as its plain value
         self._ensure_reader()
         rid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
-            await self.sock.send_multipart(self.frames(op, {"id": rid, "args": args or {}}))
+            # zmq.asyncio sends at once when it can (a done Future); else when the peer is able
+            sent = self.sock.send_multipart(self.frames(op, {"id": rid, "args": args or {}}))
+        except BaseException:
+            self._pending.pop(rid, None)
+            raise
+        return self._reply(op, rid, fut, sent, timeout)
+
+    async def _reply(self, op: str, rid: int, fut: asyncio.Future[Any], sent: Awaitable[Any],
+                     timeout: float) -> Any:
+        try:
+            await sent
             reply = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RequestTimeout(op, timeout) from None

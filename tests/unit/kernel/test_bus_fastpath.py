@@ -1,0 +1,86 @@
+"""The tick path's bus pieces: ``Requester.request_now`` sends before it returns, and
+``Readable`` wakes a draining loop on new input (and times out without any)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+
+import zmq
+import zmq.asyncio
+
+from trader.kernel import bus, wire
+
+
+def test_request_now_sends_before_it_returns_then_gets_the_reply() -> None:
+    async def go() -> None:
+        with tempfile.TemporaryDirectory(prefix="fg", dir="/tmp") as d:
+            ctx = zmq.asyncio.Context()
+            ep = f"ipc://{d}/r.sock"
+            router = zmq.Context.shadow(ctx.underlying).socket(zmq.ROUTER)
+            router.bind(ep)
+            req = bus.Requester(ctx, ep, "t")
+            pending = req.request_now("op", {"x": 1}, timeout=2.0)
+            assert router.poll(2000)  # already on its way, nothing awaited yet
+            ident, *frames = router.recv_multipart()
+            m = wire.decode(frames)
+            assert m.topic == "op" and m.data["args"] == {"x": 1} and req.in_flight == 1
+            router.send_multipart([ident, *wire.encode("reply", "c", 1, {
+                "id": m.data["id"], "ok": True, "result": 7})])
+            assert await pending == 7 and req.in_flight == 0
+            late = req.request_now("op", {}, timeout=0.05)
+            try:
+                await late
+            except bus.RequestTimeout:
+                pass
+            else:
+                raise AssertionError("no reply: must time out")
+            assert req.in_flight == 0
+            req.close()
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(go())
+
+
+def test_readable_wakes_on_input_times_out_without_and_never_spins() -> None:
+    async def go() -> None:
+        with tempfile.TemporaryDirectory(prefix="fg", dir="/tmp") as d:
+            ctx = zmq.asyncio.Context()
+            ep = f"ipc://{d}/p.sock"
+            pub = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
+            pub.bind(ep)
+            sub = bus.Subscriber(ctx, ep, ["md."])
+            r = bus.Readable([sub])
+            out: list[wire.Message] = []
+            deadline = time.monotonic() + 3
+            while not out and time.monotonic() < deadline:  # the slow joiner
+                pub.send_multipart(wire.encode("md.x", "c", 1, {"i": 0}))
+                await r.wait(0.05)
+                sub.drain(out, 100)
+            assert out
+            while sub.drain(out, 100):
+                pass
+            t0 = time.monotonic()
+            assert await r.wait(0.1) is False and time.monotonic() - t0 >= 0.09
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.05, pub.send_multipart, wire.encode("md.x", "c", 2, {"i": 1}))
+            t0 = time.monotonic()
+            assert await r.wait(2.0) is True and time.monotonic() - t0 < 1.0
+            n = 0
+            while not n:
+                n = sub.drain(out, 100) or (await r.wait(0.5) and sub.drain(out, 100))
+            # input arriving while nobody waits: the reader unregisters itself, no busy loop
+            pub.send_multipart(wire.encode("md.x", "c", 3, {"i": 2}))
+            for _ in range(50):
+                await asyncio.sleep(0.002)
+            assert not r._armed  # fired once with no waiter, then unregistered itself
+            assert await r.wait(1.0) is True
+            assert sub.drain(out, 100) == 1
+            r.close()
+            sub.close()
+            pub.close(0)
+            ctx.term()
+
+    asyncio.run(go())
