@@ -9,16 +9,17 @@ import hmac
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from binance_common.configuration import ConfigurationRestAPI, ConfigurationWebSocketStreams
-from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
-    DerivativesTradingUsdsFutures,
-)
 
 from tests.sim_harness import ThreadedSim
+
+if TYPE_CHECKING:
+    from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
+        DerivativesTradingUsdsFutures,
+    )
 
 # What the SDK logs when a reply does not fit its models (binance_common.utils.send_request)
 # or a stream message fails validation (binance_common.websocket: "Error in callback").
@@ -44,6 +45,16 @@ def t(caplog: pytest.LogCaptureFixture) -> Iterator[ThreadedSim]:
 
 def sdk_client(sim: ThreadedSim, **rest: Any) -> DerivativesTradingUsdsFutures:
     """The SDK as a user configures it, with the base path and stream URL on the sim."""
+    # Imported here, not at collection: its models take ~1.8 s of CPU to import, paid then
+    # only by the pytest worker that runs a conformance test.
+    from binance_common.configuration import (
+        ConfigurationRestAPI,
+        ConfigurationWebSocketStreams,
+    )
+    from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
+        DerivativesTradingUsdsFutures,
+    )
+
     cfg = sim.sim.config
     rest.setdefault("api_key", cfg.api_key)
     rest.setdefault("api_secret", cfg.api_secret)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from binance_common.errors import BadRequestError, TooManyRequestsError, UnauthorizedError
-from binance_sdk_derivatives_trading_usds_futures.rest_api import models as m
 from pydantic import BaseModel
 
 from tests import sdk_sim
@@ -226,6 +225,8 @@ def test_orders_trades_and_income(t: ThreadedSim, sdk: Any) -> None:
 
 
 def test_batch_orders_answer_per_item(t: ThreadedSim, sdk: Any) -> None:
+    from binance_sdk_derivatives_trading_usds_futures.rest_api import models as m
+
     t.call("price", symbol="BTCUSDT", price="60000")
     item = m.PlaceMultipleOrdersBatchOrdersParameterInner
     placed = typed(sdk.place_multiple_orders(batch_orders=[

@@ -16,8 +16,6 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 import requests
-from binance.client import Client
-from binance.exceptions import BinanceAPIException
 
 from tests import sdk_sim
 from tests.sdk_sim import sdk_client, signed
@@ -117,6 +115,9 @@ def test_percent_encoding_in_the_body(t: ThreadedSim) -> None:
 
 
 def test_python_binance_body_params(t: ThreadedSim) -> None:
+    from binance.client import Client  # ~0.5 s to import: only where it is used
+    from binance.exceptions import BinanceAPIException
+
     t.call("price", symbol="BTCUSDT", price="60000")
     client = Client(t.sim.config.api_key, t.sim.config.api_secret, ping=False)
     client.FUTURES_URL = f"{t.url}/fapi"  # loopback only
