@@ -8,10 +8,8 @@ import importlib.metadata as md
 import re
 import sys
 import tomllib
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("trader", "supervisor", "notifier", "commander")
+from tests.unit.kernel.sources import PACKAGES, ROOT, parsed
 
 
 def _declared() -> set[str]:
@@ -26,17 +24,16 @@ def _norm(name: str) -> str:
 def _imported() -> dict[str, set[str]]:
     """Top-level module -> the files importing it (lazy and TYPE_CHECKING imports included)."""
     found: dict[str, set[str]] = {}
-    for top in PACKAGES:
-        for path in (ROOT / top).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
+    for path, tree in parsed().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(str(path.relative_to(ROOT)))
     return found
 
 

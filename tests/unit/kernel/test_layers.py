@@ -8,8 +8,7 @@ import ast
 import functools
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("trader", "supervisor", "notifier", "commander")
+from tests.unit.kernel.sources import PACKAGES, ROOT, parsed
 
 # layer -> the layers it may import (itself always allowed)
 ALLOWED: dict[str, set[str]] = {
@@ -43,7 +42,7 @@ def layer_of(mod: str) -> str:
 
 
 def imports_of(path: Path, mod: str) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed()[path]
     pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
     out: set[str] = set()
     for node in ast.walk(tree):
@@ -63,7 +62,7 @@ def imports_of(path: Path, mod: str) -> set[str]:
 
 @functools.cache  # read-only for the tests: the sources are parsed once per process
 def graph() -> dict[str, set[str]]:
-    files = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    files = {module_name(p): p for p in parsed()}
     known = set(files)
     g: dict[str, set[str]] = {}
     for mod, path in files.items():
