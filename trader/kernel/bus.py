@@ -192,7 +192,10 @@ class Readable:
 
     async def wait(self, timeout: float) -> bool:
         """True when a socket may have input, False after ``timeout`` s without any."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # registrations belong to the loop that made them
+            self._armed.clear()
+            self._loop = loop
         for fd in self._fds:
             if fd not in self._armed:
                 loop.add_reader(fd, self._fired, fd)
