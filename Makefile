@@ -24,8 +24,8 @@ TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
-# unit tests only: in-process, no child processes (target: under 30 s; 43 s on 2 quiet cores
-# with two workers, 61 s serially: a few tests wait out real bans and recvWindows)
+# unit tests only: in-process, no child processes (target: under 30 s; about 29 s on 2 cores
+# with two workers, 41 s serially: the rest of the waits are the behaviour under test)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/unit $(PYTEST_ARGS)
 

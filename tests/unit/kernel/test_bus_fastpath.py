@@ -19,29 +19,36 @@ def test_request_now_sends_before_it_returns_then_gets_the_reply() -> None:
             ctx = zmq.asyncio.Context()
             ep = f"ipc://{d}/r.sock"
             router = zmq.Context.shadow(ctx.underlying).socket(zmq.ROUTER)
+            router.setsockopt(zmq.LINGER, 0)
             router.bind(ep)
             req = bus.Requester(ctx, ep, "t")
-            pending = req.request_now("op", {"x": 1}, timeout=2.0)
-            assert router.poll(2000)  # already on its way, nothing awaited yet
-            ident, *frames = router.recv_multipart()
-            m = wire.decode(frames)
-            assert m.topic == "op" and m.data["args"] == {"x": 1} and req.in_flight == 1
-            router.send_multipart([ident, *wire.encode("reply", "c", 1, {
-                "id": m.data["id"], "ok": True, "result": 7})])
-            assert await pending == 7 and req.in_flight == 0
-            late = req.request_now("op", {}, timeout=0.05)
             try:
-                await late
-            except bus.RequestTimeout:
-                pass
-            else:
-                raise AssertionError("no reply: must time out")
-            assert req.in_flight == 0
-            req.close()
-            router.close(0)
-            ctx.term()
+                await _request_now(req, router)
+            finally:  # a failed check must not leave sockets that block the context's end
+                req.close()
+                router.close(0)
+                ctx.destroy(0)
 
     asyncio.run(go())
+
+
+async def _request_now(req: bus.Requester, router: zmq.Socket) -> None:
+    pending = req.request_now("op", {"x": 1}, timeout=2.0)
+    assert router.poll(2000)  # already on its way, nothing awaited yet
+    ident, *frames = router.recv_multipart()
+    m = wire.decode(frames)
+    assert m.topic == "op" and m.data["args"] == {"x": 1} and req.in_flight == 1
+    router.send_multipart([ident, *wire.encode("reply", "c", 1, {
+        "id": m.data["id"], "ok": True, "result": 7})])
+    assert await pending == 7 and req.in_flight == 0
+    late = req.request_now("op", {}, timeout=0.05)
+    try:
+        await late
+    except bus.RequestTimeout:
+        pass
+    else:
+        raise AssertionError("no reply: must time out")
+    assert req.in_flight == 0
 
 
 def test_readable_wakes_on_input_times_out_without_and_never_spins() -> None:
@@ -50,42 +57,49 @@ def test_readable_wakes_on_input_times_out_without_and_never_spins() -> None:
             ctx = zmq.asyncio.Context()
             ep = f"ipc://{d}/p.sock"
             pub = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
+            pub.setsockopt(zmq.LINGER, 0)
             pub.bind(ep)
             sub = bus.Subscriber(ctx, ep, ["md."])
             r = bus.Readable([sub])
-            out: list[wire.Message] = []
-            deadline = time.monotonic() + 3
-            while not out and time.monotonic() < deadline:  # the slow joiner
-                pub.send_multipart(wire.encode("md.x", "c", 1, {"i": 0}))
-                await r.wait(0.05)
-                sub.drain(out, 100)
-            assert out
-            for _ in range(50):  # until quiet: the joiner loop's later sends may still come
-                t0 = time.monotonic()
-                if not await r.wait(0.1):
-                    assert time.monotonic() - t0 >= 0.09  # a time-out, not a wake
-                    break
-                sub.drain(out, 100)
-            else:
-                raise AssertionError("never quiet")
-            loop = asyncio.get_running_loop()
-            loop.call_later(0.05, pub.send_multipart, wire.encode("md.x", "c", 2, {"i": 1}))
-            t0 = time.monotonic()
-            assert await r.wait(2.0) is True and time.monotonic() - t0 < 1.0
-            n = 0
-            while not n:
-                n = sub.drain(out, 100) or (await r.wait(0.5) and sub.drain(out, 100))
-            # input arriving while nobody waits: the reader unregisters itself, no busy loop
-            pub.send_multipart(wire.encode("md.x", "c", 3, {"i": 2}))
-            deadline = time.monotonic() + 3
-            while r._armed and time.monotonic() < deadline:
-                await asyncio.sleep(0.002)
-            assert not r._armed  # fired once with no waiter, then unregistered itself
-            assert await r.wait(1.0) is True
-            assert sub.drain(out, 100) == 1
-            r.close()
-            sub.close()
-            pub.close(0)
-            ctx.term()
+            try:
+                await _readable(pub, sub, r)
+            finally:  # a failed check must not leave sockets that block the context's end
+                r.close()
+                sub.close()
+                pub.close(0)
+                ctx.destroy(0)
 
     asyncio.run(go())
+
+
+async def _readable(pub: zmq.Socket, sub: bus.Subscriber, r: bus.Readable) -> None:
+    out: list[wire.Message] = []
+    deadline = time.monotonic() + 3
+    while not out and time.monotonic() < deadline:  # the slow joiner
+        pub.send_multipart(wire.encode("md.x", "c", 1, {"i": 0}))
+        await r.wait(0.05)
+        sub.drain(out, 100)
+    assert out
+    for _ in range(50):  # until quiet: the joiner loop's later sends may still come
+        t0 = time.monotonic()
+        if not await r.wait(0.1):
+            assert time.monotonic() - t0 >= 0.09  # a time-out, not a wake
+            break
+        sub.drain(out, 100)
+    else:
+        raise AssertionError("never quiet")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, pub.send_multipart, wire.encode("md.x", "c", 2, {"i": 1}))
+    t0 = time.monotonic()
+    assert await r.wait(2.0) is True and time.monotonic() - t0 < 1.0
+    n = 0
+    while not n:
+        n = sub.drain(out, 100) or (await r.wait(0.5) and sub.drain(out, 100))
+    # input arriving while nobody waits: the reader unregisters itself, no busy loop
+    pub.send_multipart(wire.encode("md.x", "c", 3, {"i": 2}))
+    deadline = time.monotonic() + 3
+    while r._armed and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+    assert not r._armed  # fired once with no waiter, then unregistered itself
+    assert await r.wait(1.0) is True
+    assert sub.drain(out, 100) == 1
