@@ -76,6 +76,7 @@ class Engine(EngineControls):
         self.commands = TraderCommands(self)
         self._last_timer = 0.0
         self._last_alive = 0.0
+        self._malformed_logged = -5.0
         self._last_eval = 0.0
 
     # --- Context for the strategy ----------------------------------------------------------
@@ -178,16 +179,34 @@ class Engine(EngineControls):
             if ours:
                 self.strategy.on_fill(self.strategy_ctx, f)
         elif topic.startswith(ORDER):
+            payloads.OrderUpdate.from_wire(d)  # a malformed one raises, naming the field
             upd = self.orders.on_order(d)
             if upd is not None:
                 self.strategy.on_order(self.strategy_ctx, upd)
         elif topic == ACCOUNT:
+            payloads.AccountSnapshot.from_wire(d)  # a malformed one raises, naming the field
             self.inv.apply_account(d, to_come=self.orders.fills_to_come())
             self.child.last_ok = time.time()
             METRICS.set("flatguard_equity", self.inv.equity)
             METRICS.clear("flatguard_position_contracts")
             for sym in self.symbols:
                 METRICS.set("flatguard_position_contracts", self.inv.contracts(sym), symbol=sym)
+
+    def handle_counted(self, msg: Any) -> bool:
+        """``handle``, except that an event whose payload is malformed (a bug in its sender,
+        or a newer sender) is dropped, counted (``flatguard_bus_dropped_total{reason=
+        "malformed"}``, like one that does not decode) and logged naming the field: it must not
+        end the engine, whose death the kill switch would answer with a flatten."""
+        try:
+            self.handle(msg)
+            return True
+        except payloads.PayloadError as e:
+            bus.STATS.dropped["malformed"] += 1
+            now = time.monotonic()
+            if now - self._malformed_logged >= 5.0:  # a sender gone bad must not flood the log
+                self._malformed_logged = now
+                log.error("event dropped topic=%s from=%s: %s", msg.topic, msg.src, e)
+            return False
 
     def periodic(self) -> None:
         now = time.monotonic()
@@ -258,7 +277,7 @@ class Engine(EngineControls):
                 # what is queued now, else wait up to interval: no task per message
                 batch = await self._events(interval)
                 for msg in batch:
-                    self.handle(msg)
+                    self.handle_counted(msg)
                 if batch:
                     await asyncio.sleep(0)  # the orders just submitted leave before housekeeping
                 self.periodic()

@@ -17,7 +17,7 @@ from trader.engine.context import StrategyContext
 from trader.engine.loop import Engine
 from trader.engine.strategy import CONTEXT_API, Context, MarketData, Strategy
 from trader.kernel import bus, config, proc, runpaths
-from trader.kernel.protocol import MD, RUNNING
+from trader.kernel.protocol import ACCOUNT, MD, ORDER, RUNNING
 from trader.kernel.wire import Message
 
 BTC = "BTC/USDT:USDT"
@@ -154,3 +154,20 @@ def test_strategies_named_by_their_old_module_path_still_load() -> None:
     from trader.strategy import load_strategy
     assert load_strategy("trader.strategies.demo:Demo") is Demo
     assert load_strategy("demo") is Demo
+
+
+def test_a_malformed_event_is_dropped_and_counted_not_the_end_of_the_engine(
+        engine: Engine) -> None:
+    async def go() -> None:
+        await engine.start()
+        before = bus.STATS.dropped["malformed"]
+        bad = [Message(MD + BTC, "connector", 2, 0.0, {"symbol": BTC, "mark": "x", "ts": 1.0}),
+               Message(ACCOUNT, "connector", 3, 0.0, {"positions": "none"}),
+               Message(ORDER + BTC, "connector", 4, 0.0, {"client_id": "c", "symbol": 7})]
+        assert [engine.handle_counted(m) for m in bad] == [False, False, False]
+        assert bus.STATS.dropped["malformed"] == before + 3
+        assert engine.inv.contracts(BTC) == 0.5  # the account the engine started from
+        assert engine.handle_counted(tick(100.0))  # and the next good one is handled
+        assert engine.inv.marks[BTC].mark == 100.0
+
+    asyncio.run(go())
