@@ -157,15 +157,25 @@ class Engine(EngineControls):
 
     def handle(self, msg: Any) -> None:
         topic, d = msg.topic, msg.data
+        try:  # the payload is checked before anything acts on it
+            if topic.startswith(MD):
+                q = payloads.MarketData.from_wire(d)
+            elif topic.startswith(FILL):
+                p = payloads.Fill.from_wire(d)
+            elif topic.startswith(ORDER):
+                payloads.OrderUpdate.from_wire(d)
+            elif topic == ACCOUNT:
+                payloads.AccountSnapshot.from_wire(d)
+        except payloads.PayloadError as e:
+            self._malformed(msg, e)
+            return
         if topic.startswith(MD):
-            q = payloads.MarketData.from_wire(d)  # a malformed one raises, naming the field
             md = MarketData(q.symbol, q.mark, q.bid or q.mark, q.ask or q.mark, q.ts or msg.ts)
             self.inv.apply_md(md)
             self.child.last_md = time.time()
             if self.state == RUNNING and md.symbol in self.symbols:
                 self.strategy.on_tick(self.strategy_ctx, md)
         elif topic.startswith(FILL):
-            p = payloads.Fill.from_wire(d)
             f = Fill(p.trade_id, p.client_id or "", p.symbol, p.side, p.amount, p.price, p.fee,
                      p.ts or msg.ts)
             if not self.inv.apply_fill(f.symbol, f.side, f.amount, f.price, f.trade_id):
@@ -179,12 +189,10 @@ class Engine(EngineControls):
             if ours:
                 self.strategy.on_fill(self.strategy_ctx, f)
         elif topic.startswith(ORDER):
-            payloads.OrderUpdate.from_wire(d)  # a malformed one raises, naming the field
             upd = self.orders.on_order(d)
             if upd is not None:
                 self.strategy.on_order(self.strategy_ctx, upd)
         elif topic == ACCOUNT:
-            payloads.AccountSnapshot.from_wire(d)  # a malformed one raises, naming the field
             self.inv.apply_account(d, to_come=self.orders.fills_to_come())
             self.child.last_ok = time.time()
             METRICS.set("flatguard_equity", self.inv.equity)
@@ -192,21 +200,16 @@ class Engine(EngineControls):
             for sym in self.symbols:
                 METRICS.set("flatguard_position_contracts", self.inv.contracts(sym), symbol=sym)
 
-    def handle_counted(self, msg: Any) -> bool:
-        """``handle``, except that an event whose payload is malformed (a bug in its sender,
-        or a newer sender) is dropped, counted (``flatguard_bus_dropped_total{reason=
-        "malformed"}``, like one that does not decode) and logged naming the field: it must not
-        end the engine, whose death the kill switch would answer with a flatten."""
-        try:
-            self.handle(msg)
-            return True
-        except payloads.PayloadError as e:
-            bus.STATS.dropped["malformed"] += 1
-            now = time.monotonic()
-            if now - self._malformed_logged >= 5.0:  # a sender gone bad must not flood the log
-                self._malformed_logged = now
-                log.error("event dropped topic=%s from=%s: %s", msg.topic, msg.src, e)
-            return False
+    def _malformed(self, msg: Any, e: payloads.PayloadError) -> None:
+        """An event whose payload is malformed (a bug in its sender, or a newer sender) is
+        dropped, counted (``flatguard_bus_dropped_total{reason="malformed"}``, like one that
+        does not decode) and logged naming the field: it must not end the engine, whose death
+        the kill switch would answer with a flatten."""
+        bus.STATS.dropped["malformed"] += 1
+        now = time.monotonic()
+        if now - self._malformed_logged >= 5.0:  # a sender gone bad must not flood the log
+            self._malformed_logged = now
+            log.error("event dropped topic=%s from=%s: %s", msg.topic, msg.src, e)
 
     def periodic(self) -> None:
         now = time.monotonic()
@@ -277,7 +280,7 @@ class Engine(EngineControls):
                 # what is queued now, else wait up to interval: no task per message
                 batch = await self._events(interval)
                 for msg in batch:
-                    self.handle_counted(msg)
+                    self.handle(msg)
                 if batch:
                     await asyncio.sleep(0)  # the orders just submitted leave before housekeeping
                 self.periodic()
