@@ -160,9 +160,11 @@ def test_status_and_dead_man_switch(conn: ConnectorProc) -> None:
     assert conn.req is not None
     for _ in range(3):
         conn.req.sock.send_multipart(conn.req.frames("alive", {"args": {}}))
-    wait_for(lambda: conn.sim.state()["countdowns"], 20, "countdownCancelAll armed")
-    st = conn.request("status")
-    assert set(st["dms_armed"]) == {BTC, ETH} and st["feed"] == "ws" and st["weight_used"] > 0
+    # armed one symbol after the other (a REST call each): wait for both, not for the first
+    wait_for(lambda: len(conn.sim.state()["countdowns"]) == 2, 20, "countdownCancelAll armed")
+    st = wait_for(lambda: (s := conn.request("status")) and set(s["dms_armed"]) == {BTC, ETH}
+                  and s, 20, "both symbols armed in the connector's status")
+    assert st["feed"] == "ws" and st["weight_used"] > 0
 
 
 # --- fresh processes ----------------------------------------------------------------------
