@@ -274,7 +274,8 @@ def test_dead_man_switch_left_armed_on_sigterm() -> None:
     try:
         assert c.req is not None
         c.req.sock.send_multipart(c.req.frames("alive", {"args": {}}))
-        wait_for(lambda: c.sim.state()["countdowns"], 20, "countdownCancelAll armed")
+        wait_for(lambda: len(c.sim.state()["countdowns"]) == 2, 20,  # one call per symbol
+                 "countdownCancelAll armed on both symbols")
         assert c.stop() == 0
         assert set(c.sim.state()["countdowns"]) == {"BTCUSDT", "ETHUSDT"}
         assert "dead-man switch left armed; the exchange cancels all orders in" in c.stderr()
