@@ -68,11 +68,15 @@ def thin(qty: Decimal) -> Ladder:
 
 
 def walk(ladder: Ladder, touch: Decimal, gap: Decimal, sign: int, eaten: Decimal,
-         qty: Decimal | None, limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+         qty: Decimal | None, limit: Decimal | None,
+         top: int | None = None) -> list[tuple[Decimal, Decimal]]:
     """The (price, qty) a taker finds from ``touch`` outward (``sign`` +1 for asks, -1 for
-    bids), skipping what was eaten, up to ``qty`` (None: every level) and not beyond
-    ``limit``."""
+    bids), skipping what was eaten, up to ``qty`` (None: every level), not beyond ``limit``,
+    and at most ``top`` levels (a book ticker or a depth snapshot needs only the first few:
+    walking the whole ladder cost 0.3 ms on every tick)."""
     out: list[tuple[Decimal, Decimal]] = []
+    if top is not None and top <= 0:
+        return out
     want = qty
     for i in range(ladder.levels):
         price = touch + sign * gap * i
@@ -87,6 +91,6 @@ def walk(ladder: Ladder, touch: Decimal, gap: Decimal, sign: int, eaten: Decimal
             size = min(size, want)
             want -= size
         out.append((price, size))
-        if want is not None and want <= 0:
+        if (want is not None and want <= 0) or len(out) == top:
             break
     return out

@@ -230,13 +230,14 @@ class Quote:
         return max(self.inst.round_price(self.mark * self.ladder.gap_bp / 10000, up=False),
                    self.inst.tick)
 
-    def levels(self, side: str, qty: Decimal | None = None,
-               limit: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:
-        """What a taker on ``side`` (BUY takes asks) finds, best first, without taking it."""
+    def levels(self, side: str, qty: Decimal | None = None, limit: Decimal | None = None,
+               top: int | None = None) -> list[tuple[Decimal, Decimal]]:
+        """What a taker on ``side`` (BUY takes asks) finds, best first, without taking it
+        (at most ``top`` levels)."""
         buy = side == "BUY"
         return depth.walk(self.ladder, self.ask if buy else self.bid, self.gap(),
                           1 if buy else -1, self.eaten[side] if self.ladder.eaten else D(0),
-                          qty, limit)
+                          qty, limit, top)
 
     def take(self, side: str, qty: Decimal,
              limit: Decimal | None = None) -> list[tuple[Decimal, Decimal]]:

@@ -271,7 +271,7 @@ def ticker_24hr(q: Quote) -> Json:
 
 def book_ticker(q: Quote) -> Json:
     inst = q.inst
-    bids, asks = q.levels("SELL")[:1], q.levels("BUY")[:1]
+    bids, asks = q.levels("SELL", top=1), q.levels("BUY", top=1)
     return {
         "symbol": inst.symbol,
         "bidPrice": inst.fmt_price(bids[0][0] if bids else q.bid),
@@ -288,7 +288,7 @@ def depth(q: Quote, limit: int, now: int) -> Json:
     inst = q.inst
 
     def rows(side: str) -> list[list[str]]:
-        return [[inst.fmt_price(p), inst.fmt_qty(size)] for p, size in q.levels(side)[:limit]]
+        return [[inst.fmt_price(p), inst.fmt_qty(size)] for p, size in q.levels(side, top=limit)]
 
     return {
         "lastUpdateId": q.update_id,

@@ -68,6 +68,19 @@ def test_market_order_larger_than_the_top_level_fills_at_several_prices() -> Non
     assert q.levels("BUY")[0] == (ask, D(1))
 
 
+def test_the_first_levels_are_the_whole_walk_cut_short() -> None:
+    acct = account()
+    q = acct.feed.quotes["BTCUSDT"]
+    acct.place(OrderRequest("BTCUSDT", "BUY", "MARKET", D("1.5")))  # eats into the second level
+    for side in ("BUY", "SELL"):
+        whole = q.levels(side)
+        assert len(whole) > 5
+        for top in (1, 2, 5):
+            assert q.levels(side, top=top) == whole[:top]
+        assert q.levels(side, top=0) == []
+        assert q.levels(side, D("2"), top=5) == q.levels(side, D("2"))[:5]
+
+
 def test_ioc_beyond_the_ladder_fills_partially_and_fok_not_at_all() -> None:
     acct = account()
     q = acct.feed.quotes["ETHUSDT"]
