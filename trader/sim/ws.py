@@ -91,7 +91,9 @@ class StreamHub:
         self.listen_keys: dict[str, float] = {}  # key -> monotonic expiry
         self.garbage = Garbage()  # the state's fault, shared (see garbage.py)
         self.candles = Candles()  # the state's candles, shared (for kline streams)
-        self.conns: set[Conn] = set()
+        # in connection order: a tick's frames leave in the same order on every run (a set's
+        # order changed from run to run, and with it which stream of a tick came first)
+        self.conns: dict[Conn, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         account.listeners.append(self)
 
@@ -233,7 +235,7 @@ class StreamHub:
         await ws.prepare(request)
         conn = Conn(ws, combined="/stream" in request.path, streams=set(streams),
                     listen_keys={key} if key else set())
-        self.conns.add(conn)
+        self.conns[conn] = None
         writer = asyncio.create_task(self._writer(conn))
         try:
             async for msg in ws:
@@ -244,7 +246,7 @@ class StreamHub:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
-            self.conns.discard(conn)
+            self.conns.pop(conn, None)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -290,7 +292,7 @@ class StreamHub:
             pass  # the reader loop notices the closed socket and cleans up
 
     async def _close(self, conn: Conn, code: int, message: bytes) -> None:
-        self.conns.discard(conn)
+        self.conns.pop(conn, None)
         with contextlib.suppress(Exception):
             await conn.ws.close(code=code, message=message)
 
