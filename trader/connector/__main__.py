@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from trader.kernel import proc
@@ -17,7 +16,7 @@ async def _run() -> int:
 
 
 def main() -> None:
-    sys.exit(asyncio.run(_run()))
+    sys.exit(proc.run(_run()))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from trader.kernel.protocol import REPLY
 from trader.kernel.wire import Message, WireError
 
 EVENT_HWM = 10_000
+SERVE_CHECK = 1.0  # s between a server's own looks at its socket (besides every FD signal)
 log = logging.getLogger("flatguard")
 
 
@@ -375,7 +376,19 @@ class Responder(_Sequenced):
     A ``FlatguardError`` keeps its ``kind`` in the reply (e.g. ``rejected``); anything else is
     a bug in the handler and is ``error``. A malformed request is dropped and counted: with no
     valid id there is nobody to answer.
+
+    Requests are read in the socket's FD callback and each handler starts as a task from
+    there: no Future per message and no wake-up of a serving task in between (a ``zmq.asyncio``
+    receive in a loop cost two loop turns and a re-registration per request, on every order).
+    ZeroMQ's FD signals activity, not "a message is queued", so every read drains until the
+    socket would block, a reply sent on it is followed by a look (a send may take the signal of
+    a request that arrived meanwhile), and the server looks by itself every ``SERVE_CHECK`` s.
     """
+
+    copy = True  # frames as bytes; a subclass that reads a frame's metadata sets False
+    _plain: zmq.Socket[Any] | None = None  # the socket's plain view, while serving
+    _pump: Callable[[], None] | None = None  # reads what is queued, while serving
+    _unwatch: Callable[[], object] = staticmethod(lambda: None)  # the FD leaves the loop
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, source: str) -> None:
         super().__init__(source)
@@ -385,34 +398,50 @@ class Responder(_Sequenced):
         bind_fresh(self.sock, endpoint)
         self.endpoint = endpoint
 
-    async def _receive(self) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
-        """One request: (sender identity, message frames, extra handler kwargs), or None when
-        it is dropped. Subclasses add checks and extras (``commander/curve.py``: the peer)."""
-        frames = await self.sock.recv_multipart()
-        if len(frames) < 3:
+    def _accept(self, parts: list[Any]) -> tuple[bytes, list[bytes], dict[str, Any]] | None:
+        """One request's frames: (sender identity, message frames, extra handler kwargs), or
+        None when it is dropped. Subclasses add checks and extras (``commander/curve.py``)."""
+        if len(parts) < 3:
             STATS.dropped["malformed"] += 1
             return None
-        return frames[0], frames[1:], {}
+        return parts[0], parts[1:], {}
 
-    async def serve(self, handler: Handler, concurrent: bool = True) -> None:
-        while True:
-            got = await self._receive()
-            if got is None:
-                continue
-            ident, rest, extra = got
-            msg = decode_counted(rest)
-            if msg is None:
-                continue
-            args = msg.data.get("args", {})
-            if not isinstance(args, dict):
-                STATS.dropped["malformed"] += 1
-                continue
-            rid = msg.data.get("id")
-            coro = self._handle(handler, ident, rid, msg, args, extra)
-            if concurrent:
-                asyncio.get_running_loop().create_task(coro)
-            else:
-                await coro
+    async def serve(self, handler: Handler) -> None:
+        """Serve until cancelled."""
+        loop = asyncio.get_running_loop()
+        plain = self._plain = zmq.Socket.shadow(self.sock.underlying)
+        fd = plain.getsockopt(zmq.FD)
+
+        def pump() -> None:
+            while True:
+                try:
+                    parts = plain.recv_multipart(zmq.NOBLOCK, copy=self.copy)
+                except zmq.Again:
+                    return
+                got = self._accept(parts)
+                if got is None:
+                    continue
+                ident, rest, extra = got
+                msg = decode_counted(rest)
+                if msg is None:
+                    continue
+                args = msg.data.get("args", {})
+                if not isinstance(args, dict):
+                    STATS.dropped["malformed"] += 1
+                    continue
+                loop.create_task(self._handle(handler, ident, msg.data.get("id"), msg, args,
+                                              extra))
+
+        self._pump = pump
+        loop.add_reader(fd, pump)
+        self._unwatch = lambda: loop.is_closed() or loop.remove_reader(fd)
+        try:
+            while True:
+                pump()
+                await asyncio.sleep(SERVE_CHECK)
+        finally:
+            self._pump = None
+            self._unwatch()
 
     async def _handle(self, handler: Handler, ident: bytes, rid: Any, msg: Message,
                       args: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
@@ -427,12 +456,16 @@ class Responder(_Sequenced):
                             str(e) or type(e).__name__)
         if rid is None:
             return  # one-way message
+        assert self._plain is not None
         try:
-            await self.sock.send_multipart([ident, *self.frames(REPLY, body)], flags=zmq.NOBLOCK)
+            self._plain.send_multipart([ident, *self.frames(REPLY, body)], flags=zmq.NOBLOCK)
         except zmq.Again:
             STATS.dropped["reply_undeliverable"] += 1
+        if self._pump is not None:
+            self._pump()  # the send may have taken the FD's signal of a request meanwhile
 
     def close(self) -> None:
+        self._unwatch()  # before the socket (and its FD) is gone
         self.sock.close(0)
         unlink_ipc(self.endpoint)
 

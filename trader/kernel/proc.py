@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +160,29 @@ def parse_args(name: str) -> tuple[runpaths.RunPaths, config.Config]:
     paths = runpaths.RunPaths(runpaths.resolve(a.run_dir))
     cfg = config.loads_json(paths.config_json.read_text())
     return paths, cfg
+
+
+LOOP_ENV = "FLATGUARD_LOOP"
+LOOPS = ("uvloop", "asyncio")
+
+
+def run(main: Coroutine[Any, Any, int]) -> int:
+    """Run a tick-path process's main coroutine (the trader's, the connector's) on uvloop,
+    which ccxt already installs: each ZeroMQ hop and HTTP request wakes the loop, and a
+    uvloop wake-up costs about 0.1 ms less than asyncio's on a 2-core box (issue 11's
+    tick-to-order). ``FLATGUARD_LOOP=asyncio`` runs it on asyncio's own loop instead."""
+    choice = os.environ.get(LOOP_ENV) or LOOPS[0]
+    if choice not in LOOPS:
+        raise SystemExit(f"{LOOP_ENV}={choice!r} is not a loop flatguard runs on: use "
+                         f"{' or '.join(LOOPS)} (or leave it unset for uvloop)")
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # a platform without it (ccxt installs it on CPython, not Windows)
+            pass
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

@@ -7,10 +7,11 @@ import asyncio
 import tempfile
 import time
 
+import pytest
 import zmq
 import zmq.asyncio
 
-from trader.kernel import bus, wire
+from trader.kernel import bus, proc, wire
 
 
 def test_request_now_sends_before_it_returns_then_gets_the_reply() -> None:
@@ -103,3 +104,62 @@ async def _readable(pub: zmq.Socket, sub: bus.Subscriber, r: bus.Readable) -> No
     assert not r._armed  # fired once with no waiter, then unregistered itself
     assert await r.wait(1.0) is True
     assert sub.drain(out, 100) == 1
+
+
+BURSTS = 20
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])  # the trader and connector run uvloop
+def test_responder_never_misses_a_request_that_arrives_while_it_replies(monkeypatch,
+                                                                        loop: str) -> None:
+    """The server reads in its socket's FD callback; a reply sent on that socket can take the
+    FD's signal of a request that arrived meanwhile. With the server's own periodic look set
+    to an hour, a missed signal would leave a request unanswered: every one of 400 overlapping
+    requests (slow and fast handlers, so replies and arrivals interleave) must be answered."""
+    monkeypatch.setattr(bus, "SERVE_CHECK", 3600.0)
+
+    async def handler(op: str, args: dict, msg: wire.Message) -> int:
+        if args["n"] % 3 == 0:
+            await asyncio.sleep(0.001 * (args["n"] % 5))  # replies leave while others arrive
+        return int(args["n"]) * 2
+
+    async def go() -> None:
+        with tempfile.TemporaryDirectory(prefix="fg", dir="/tmp") as d:
+            ctx = zmq.asyncio.Context()
+            ep = f"ipc://{d}/s.sock"
+            server = bus.Responder(ctx, ep, "srv")
+            serving = asyncio.get_running_loop().create_task(server.serve(handler))
+            clients = [bus.Requester(ctx, ep, f"c{i}") for i in range(4)]
+            try:
+                for burst in range(BURSTS):
+                    calls = [c.request("op", {"n": burst * 20 + k}, timeout=30.0)
+                             for k in range(5) for c in clients]
+                    got = await asyncio.wait_for(asyncio.gather(*calls), 60.0)
+                    assert sorted(got) == sorted(2 * (burst * 20 + k) for k in range(5)
+                                                 for _ in clients)
+                    if burst % 4 == 0:
+                        await asyncio.sleep(0.01)  # the server idles and waits on its FD again
+            finally:
+                serving.cancel()
+                for c in clients:
+                    c.close()
+                server.close()
+                ctx.destroy(0)
+
+    monkeypatch.setenv(proc.LOOP_ENV, loop)
+    proc.run(go())
+
+
+def test_the_loop_is_uvloop_unless_asked_otherwise_and_a_wrong_name_is_refused(monkeypatch) -> None:
+    async def loop_name() -> int:
+        return 1 if "uvloop" in type(asyncio.get_running_loop()).__module__ else 0
+
+    monkeypatch.delenv(proc.LOOP_ENV, raising=False)
+    assert proc.run(loop_name()) == 1
+    monkeypatch.setenv(proc.LOOP_ENV, "asyncio")
+    assert proc.run(loop_name()) == 0
+    monkeypatch.setenv(proc.LOOP_ENV, "trio")
+    coro = loop_name()
+    with pytest.raises(SystemExit, match="FLATGUARD_LOOP='trio' is not a loop flatguard runs on"):
+        proc.run(coro)
+    coro.close()
