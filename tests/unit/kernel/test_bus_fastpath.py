@@ -11,7 +11,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from trader.kernel import bus, proc, wire
+from trader.kernel import bus, proc, reqrep, wire
 
 
 def test_request_now_sends_before_it_returns_then_gets_the_reply() -> None:
@@ -116,7 +116,7 @@ def test_responder_never_misses_a_request_that_arrives_while_it_replies(monkeypa
     FD's signal of a request that arrived meanwhile. With the server's own periodic look set
     to an hour, a missed signal would leave a request unanswered: every one of 400 overlapping
     requests (slow and fast handlers, so replies and arrivals interleave) must be answered."""
-    monkeypatch.setattr(bus, "SERVE_CHECK", 3600.0)
+    monkeypatch.setattr(reqrep, "SERVE_CHECK", 3600.0)
 
     async def handler(op: str, args: dict, msg: wire.Message) -> int:
         if args["n"] % 3 == 0:
