@@ -16,7 +16,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 
-from trader.kernel import config
+from trader.kernel import config, proc
 
 # No venue offers more: Binance USDⓈ-M's highest bracket is 125x, Bybit's 100x, OKX's 125x.
 MAX_ANY_VENUE_LEVERAGE = 125
@@ -146,8 +146,17 @@ def strategy(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
     return []
 
 
+def event_loop(cfg: config.Config, env: Mapping[str, str]) -> list[str]:
+    """``FLATGUARD_LOOP`` picks the trader's and the connector's event loop (``proc.run``)."""
+    choice = env.get(proc.LOOP_ENV)
+    if choice and choice not in proc.LOOPS:
+        return [f"{proc.LOOP_ENV}={choice!r} in the environment is not a loop flatguard runs "
+                f"on: use {' or '.join(proc.LOOPS)}, or unset it (uvloop)"]
+    return []
+
+
 CHECKS: tuple[Check, ...] = (exchange_id, symbols, leverage, keys, strategy, metrics_port,
-                             telegram, sinks)
+                             telegram, sinks, event_loop)
 
 
 def check(cfg: config.Config, env: Mapping[str, str]) -> list[str]:

@@ -34,6 +34,15 @@ def test_defaults_pass(tmp_path: Path) -> None:
     assert _problems(tmp_path, "[metrics]\nport = 0\n") == []
 
 
+def test_an_event_loop_flatguard_does_not_run_on_is_refused_by_name(tmp_path: Path) -> None:
+    ok = "[metrics]\nport = 0\n"
+    assert _problems(tmp_path, ok, {"FLATGUARD_LOOP": "asyncio"}) == []
+    assert _problems(tmp_path, ok, {"FLATGUARD_LOOP": "uvloop"}) == []
+    (line,) = _problems(tmp_path, ok, {"FLATGUARD_LOOP": "trio"})
+    assert "FLATGUARD_LOOP='trio' in the environment is not a loop flatguard runs on" in line
+    assert "use uvloop or asyncio" in line
+
+
 @pytest.mark.parametrize("toml, key, needle", [
     ('[exchange]\nsymbols = ["BTCUSDT"]', "exchange.symbols", "did you mean BTC/USDT:USDT?"),
     ('[exchange]\nsymbols = ["BTC/USDT:USDT", "eth usdt"]', "exchange.symbols", "'eth usdt'"),

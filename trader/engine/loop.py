@@ -16,6 +16,8 @@ import logging
 import time
 from typing import Any
 
+import zmq
+
 from trader.engine.commands import TraderCommands
 from trader.engine.context import StrategyContext
 from trader.engine.control import EngineControls
@@ -46,6 +48,8 @@ log = logging.getLogger("flatguard")
 # s: orders are counted by the throttle when they leave the trader, the exchange counts them on
 # arrival; this much transit jitter cannot make the exchange see more than the limit
 THROTTLE_MARGIN = 0.25
+EVAL_INTERVAL = 0.25  # s between the risk engine's own evaluations (staleness, daily loss)
+MAX_BATCH = 100  # messages read from a socket before the ones read are handled
 
 
 class Engine(EngineControls):
@@ -61,9 +65,13 @@ class Engine(EngineControls):
         self.params = cfg.strategy.params
         self.conn = bus.Requester(child.ctx, child.paths.connector, "trader")
         self.sub = bus.Subscriber(child.ctx, child.paths.events_out, [ORDER, FILL, ACCOUNT])
-        # md straight from the connector's own PUB (``connector/mdfanout.py``): no proxy hop
+        # md straight from the connector's own PUB (``connector/mdfanout.py``): no proxy hop,
+        # read in its FD callback while the loop runs (``_on_md``)
         self.md = bus.Subscriber(child.ctx, child.paths.md, [MD])
-        self._readable = bus.Readable([self.sub, self.md])
+        self._readable = bus.Readable([self.sub])
+        self._md_fd = int(self.md._plain.getsockopt(zmq.FD))
+        self._md_loop: asyncio.AbstractEventLoop | None = None
+        self._failed: BaseException | None = None
         self.inv = Inventory()
         # the account's staleness limit is exchange.max_unconfirmed (one condition, one key)
         self.risk = RiskEngine(cfg.risk, self.symbols,
@@ -218,7 +226,7 @@ class Engine(EngineControls):
             asyncio.get_running_loop().create_task(self.conn.send_oneway(ConnectorOp.ALIVE, {}))
             self.orders.connector_ok = now - self.conn.last_reply < max(
                 self.cfg.supervisor.connector_grace, 2 * self.cfg.hang_timeout) or self._idle()
-        if now - self._last_eval >= 0.25:
+        if now - self._last_eval >= EVAL_INTERVAL:
             self._last_eval = now
             for ev in self.risk.evaluate(self._view(), time.time()):
                 self.commands.risk_event(ev)
@@ -251,20 +259,54 @@ class Engine(EngineControls):
             self.journal.set_risk_day(*state)
 
     def close(self) -> None:
+        self._unwatch_md()
         self._readable.close()
         self.conn.close()
         self.sub.close()
         self.md.close()
 
-    async def _events(self, timeout: float, max_n: int = 100) -> list[Any]:
-        """What is queued on either socket now, else wait up to ``timeout`` s for something.
-        Account events first, then md: a tick is handled with the fills published before it."""
+    async def _events(self, timeout: float, max_n: int = MAX_BATCH) -> list[Any]:
+        """The order, fill and account events queued now, else wait up to ``timeout`` s for
+        one (md is ``_on_md``'s)."""
         out: list[Any] = []
-        if not (self.sub.drain(out, max_n) | self.md.drain(out, max_n)) \
-                and await self._readable.wait(timeout):
+        if not self.sub.drain(out, max_n) and await self._readable.wait(timeout):
             self.sub.drain(out, max_n)
-            self.md.drain(out, max_n)
         return out
+
+    def _on_md(self) -> None:
+        """The md socket's FD callback: a tick reaches the strategy in the loop turn that sees
+        it, not one later (a wait in the loop -> a Future -> the loop's task -> a drain cost a
+        loop turn on every tick). The events queued before it are handled first: a tick is
+        handled with the fills published before it. Reads until the socket would block (its FD
+        signals only new activity). An exception is the engine's: ``run`` raises it."""
+        if self._failed is not None:
+            return
+        try:
+            while True:
+                out: list[Any] = []
+                self.sub.drain(out, MAX_BATCH)
+                n = self.md.drain(out, MAX_BATCH)
+                for msg in out:
+                    self.handle(msg)
+                if n < MAX_BATCH:
+                    return
+        except BaseException as e:  # noqa: BLE001 - raised by run(), as if it had been there
+            self._failed = e
+            self._readable.wake()
+
+    def _watch_md(self) -> None:
+        self._md_loop = asyncio.get_running_loop()
+        self._md_loop.add_reader(self._md_fd, self._on_md)
+        self._on_md()  # what arrived before (its FD signal may be spent)
+
+    def _unwatch_md(self) -> None:
+        if self._md_loop is not None and not self._md_loop.is_closed():
+            self._md_loop.remove_reader(self._md_fd)
+        self._md_loop = None
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed
 
     async def run(self) -> int:
         child = self.child
@@ -273,18 +315,30 @@ class Engine(EngineControls):
         try:
             await self.start()
             await child.ready(strategy=self.strategy.name)
-            interval = self.cfg.supervisor.heartbeat_interval / 2
-            while not child.stop.is_set():
-                if child.supervisor_lost():
-                    return await self.commands.supervisor_lost()
-                # what is queued now, else wait up to interval: no task per message
-                batch = await self._events(interval)
-                for msg in batch:
-                    self.handle(msg)
-                if batch:
-                    await asyncio.sleep(0)  # the orders just submitted leave before housekeeping
-                self.periodic()
-                child.beat()
+            # md no longer wakes this loop: it wakes for the housekeeping that is due
+            wait = max(0.01, min(self.cfg.supervisor.heartbeat_interval / 2, EVAL_INTERVAL,
+                                 self.cfg.strategy.tick_interval))
+            lost = False
+            self._watch_md()
+            try:
+                while not child.stop.is_set():
+                    self._raise_failed()
+                    if child.supervisor_lost():
+                        lost = True
+                        break
+                    # what is queued now, else wait up to ``wait``: no task per message
+                    batch = await self._events(wait)
+                    self._raise_failed()
+                    for msg in batch:
+                        self.handle(msg)
+                    if batch:
+                        await asyncio.sleep(0)  # the orders just submitted leave first
+                    self.periodic()
+                    child.beat()
+            finally:
+                self._unwatch_md()  # no tick reaches a stopping strategy
+            if lost:
+                return await self.commands.supervisor_lost()
             await self.commands.graceful_stop()
             return 0
         finally:

@@ -176,6 +176,12 @@ class Readable:
             h.cancel()
             self._waiter = None
 
+    def wake(self) -> None:
+        """End the current wait now, as if a socket had input."""
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(True)
+
     def close(self) -> None:
         if self._loop is not None and not self._loop.is_closed():
             for fd in self._armed:
