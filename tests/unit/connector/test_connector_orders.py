@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ccxt.base import errors as ccxt_errors
 
 from tests.sim_harness import SimHarness
 from trader.connector import fence as fence_mod
@@ -221,6 +222,24 @@ def test_venue_request_is_ccxts(rig: Rig, order: tuple[Any, ...]) -> None:
     theirs = rig.ex.create_order_request(BTC, typ, side, amount, price,
                                          {**params, "isAlgoOrder": False})
     assert ours == {k: "true" if v is True else v for k, v in theirs.items()}
+
+
+def test_remembered_rounding_is_ccxts_and_follows_a_changed_step(rig: Rig) -> None:
+    m = rig.ex.market(BTC)
+    first = order_request(rig.ex, m, "market", "buy", 0.0021234, None, {"clientOrderId": "a"})
+    again = order_request(rig.ex, m, "market", "buy", 0.0021234, None, {"clientOrderId": "b"})
+    assert first["quantity"] == again["quantity"] == rig.ex.amount_to_precision(BTC, 0.0021234)
+    old = m["precision"]["amount"]
+    m["precision"]["amount"] = old / 10  # the exchange made the lot step finer
+    try:
+        finer = order_request(rig.ex, m, "market", "buy", 0.0021234, None, {"clientOrderId": "c"})
+        assert finer["quantity"] == rig.ex.amount_to_precision(BTC, 0.0021234)
+        assert finer["quantity"] != first["quantity"]
+    finally:
+        m["precision"]["amount"] = old
+    for _ in range(2):  # a refusal is ccxt's each time, never a remembered answer
+        with pytest.raises(ccxt_errors.InvalidOrder):
+            order_request(rig.ex, m, "market", "buy", old / 100, None, {"clientOrderId": "d"})
 
 
 def test_venue_create_replies_as_ccxt_and_sends_the_same(rig: Rig) -> None:

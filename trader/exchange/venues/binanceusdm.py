@@ -137,18 +137,37 @@ def _local_linear_errors(ex: Any, prefix: str) -> None:
 _PLAIN_PARAMS = frozenset({"clientOrderId", "reduceOnly", "timeInForce"})
 
 
+_PRECISE_MAX = 4096  # remembered roundings per exchange object (then it starts over)
+
+
+def _precise(ex: Any, market: Mapping[str, Any], kind: str, value: Any) -> str:
+    """ccxt's ``amount_to_precision`` / ``price_to_precision``, remembered: its decimal
+    rounding is ~60 calls of Python on every order, and a bot sends the same sizes and nearby
+    prices again and again. The key holds the market's precision, so new market data (a changed
+    step) is rounded afresh; errors (below the minimum, not a number) are never remembered."""
+    memo: dict[tuple[Any, ...], str] = ex.__dict__.setdefault("_flatguard_precise", {})
+    key = (market["symbol"], kind, value, (market.get("precision") or {}).get(kind))
+    got = memo.get(key)
+    if got is None:
+        fn = ex.amount_to_precision if kind == "amount" else ex.price_to_precision
+        got = fn(market["symbol"], value)
+        if len(memo) >= _PRECISE_MAX:
+            memo.clear()
+        memo[key] = got
+    return got
+
+
 def order_request(ex: Any, market: Mapping[str, Any], type_: str, side: str, amount: float,
                   price: float | None, params: Mapping[str, Any]) -> dict[str, str]:
     """``POST /fapi/v1/order``'s params for a plain market or limit order, exactly as ccxt
     4.5.90's ``create_order_request`` builds them (``tests/unit/exchange`` compares the two):
     ccxt's own precision rounding, ``newOrderRespType=RESULT``, a limit's ``timeInForce``
     defaulting to GTC; booleans as ``true``."""
-    symbol = market["symbol"]
     req = {"symbol": market["id"], "side": side.upper(),
            "newClientOrderId": str(params["clientOrderId"]), "newOrderRespType": "RESULT",
-           "type": type_.upper(), "quantity": ex.amount_to_precision(symbol, amount)}
+           "type": type_.upper(), "quantity": _precise(ex, market, "amount", amount)}
     if type_ == "limit":
-        req["price"] = ex.price_to_precision(symbol, price)
+        req["price"] = _precise(ex, market, "price", price)
         req["timeInForce"] = str(params.get("timeInForce") or "GTC")
     if params.get("reduceOnly"):
         req["reduceOnly"] = "true"
