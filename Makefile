@@ -19,7 +19,7 @@ run: $(STAMP)
 
 # Integration tests spend most of their time waiting on processes and timers (the suite used
 # 58 % of one core run serially), so they run side by side; TEST_WORKERS=0 runs them serially.
-# Four workers keep both cores busy through the waits (3:52 on 2 quiet cores, 4:02 with three).
+# Four workers keep both cores busy through the waits (3:13 on 2 quiet cores).
 # pyproject lists the integration tests first: the long ones start early and the short unit
 # tests fill the gaps at the end, instead of a few long tests finishing alone.
 TEST_WORKERS ?= 4
