@@ -1,7 +1,7 @@
 """The client behind ``flatguard ctl``: one request to the commander, an exit code and a text.
 
-Kept light on purpose (``ctl ping`` should take well under 150 ms): it imports the bus and the
-run paths only -- no ccxt, no prometheus_client, no aiohttp, no asyncio event loop.
+Kept light on purpose (``ctl ping`` should take well under 150 ms): it imports the blocking
+request socket and the run paths only -- no ccxt, no prometheus_client, no aiohttp, no asyncio.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 import zmq
 
-from trader.kernel import bus, runpaths
+from trader.kernel import runpaths, sockets
+from trader.kernel.syncreq import SyncRequester
 
 OK, FAILED, USAGE, NO_ANSWER = 0, 1, 2, 3
 
@@ -30,14 +31,14 @@ class Outcome:
         return {"ok": False, "error": {"kind": self.kind, "message": self.text}}
 
 
-class _CurveSyncRequester(bus.SyncRequester):
+class _CurveSyncRequester(SyncRequester):
     """A SyncRequester whose DEALER gets CURVE client options before it connects."""
 
     def __init__(self, endpoint: str, source: str, ctx: zmq.Context[Any], server_key: str,
                  client_key: str) -> None:
         from commander import curve
 
-        bus._Sequenced.__init__(self, source)
+        sockets._Sequenced.__init__(self, source)
         self.ctx = ctx
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -81,21 +82,21 @@ def call(command: str, argv: list[str] | tuple[str, ...] = (), *, run_dir: str |
             from commander.curve import CurveError
 
             try:
-                req: bus.SyncRequester = _CurveSyncRequester(endpoint, "ctl", ctx, server_key,
+                req: SyncRequester = _CurveSyncRequester(endpoint, "ctl", ctx, server_key,
                                                              client_key)
             except CurveError as e:
                 return Outcome(USAGE, kind="usage", text=str(e))
         else:
-            req = bus.SyncRequester(endpoint, "ctl", ctx)
+            req = SyncRequester(endpoint, "ctl", ctx)
         args = {"command": command, "argv": list(argv), "yes": yes, "timeout": timeout,
                 "who": _who()}
         try:
             result = req.request("cmd", args, timeout=timeout)
-        except bus.RequestTimeout:
+        except sockets.RequestTimeout:
             return Outcome(NO_ANSWER, kind="no_answer", text=(
                 f"no answer from the commander at {endpoint} within {timeout:g} s "
                 "(is the stack up? the commander may be restarting)"))
-        except bus.RequestError as e:
+        except sockets.RequestError as e:
             return Outcome(USAGE if e.kind == "usage" else FAILED, text=e.message, kind=e.kind)
         finally:
             req.close()

@@ -7,8 +7,9 @@ an explicit reply; a DEALER never wedges on a lost reply the way a REQ socket do
 
 Every socket has ``LINGER=0``: a process that is stopping must not hang on unsent messages.
 
-This module holds the event sockets; the request sockets are in ``reqrep.py`` and what both
-share in ``sockets.py``. Everything is re-exported here: callers use ``bus.<name>``.
+This module holds the event sockets; the request sockets are in ``reqrep.py`` (the CLI's
+blocking client in ``syncreq.py``) and what they share in ``sockets.py``. Everything is
+re-exported here: callers use ``bus.<name>``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from trader.kernel.reqrep import (
     OpHandler,
     Requester,
     Responder,
-    SyncRequester,
     UnknownOp,
 )
 from trader.kernel.sockets import (
@@ -40,6 +40,7 @@ from trader.kernel.sockets import (
     decode_counted,
     unlink_ipc,
 )
+from trader.kernel.syncreq import SyncRequester
 from trader.kernel.wire import Message
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Requests, DEALER -> ROUTER: ``Requester`` (the trader, the supervisor, the commander),
-``Responder`` with its ``Dispatcher`` table (every server), ``SyncRequester`` (the CLI, tests).
+and ``Responder`` with its ``Dispatcher`` table (every server).
 A request carries an id and a timeout and gets an explicit reply; a DEALER never wedges on a
-lost reply the way a REQ socket does. ``bus.py`` re-exports all of it: use ``bus.<name>``."""
+lost reply the way a REQ socket does. The CLI's blocking client is ``syncreq.py`` (no asyncio to
+import). ``bus.py`` re-exports all of it: use ``bus.<name>``."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from trader.kernel.errors import FlatguardError, reply_kind
 from trader.kernel.protocol import REPLY
 from trader.kernel.sockets import (
     STATS,
-    RequestError,
     RequestTimeout,
     _Sequenced,
     _setup,
+    _unwrap,
     bind_fresh,
     decode_counted,
     unlink_ipc,
@@ -109,13 +110,6 @@ class Requester(_Sequenced):
         if self._reader is not None:
             self._reader.cancel()
         self.sock.close(0)
-
-
-def _unwrap(reply: dict[str, Any]) -> Any:
-    if reply.get("ok"):
-        return reply.get("result")
-    err = reply.get("error") or {}
-    raise RequestError(str(err.get("kind", "error")), str(err.get("message", "unknown error")))
 
 
 Handler = Callable[..., Awaitable[Any]]  # (op, args, msg, **extra) -> result
@@ -262,34 +256,3 @@ class Responder(_Sequenced):
         self._unwatch()  # before the socket (and its FD) is gone
         self.sock.close(0)
         unlink_ipc(self.endpoint)
-
-
-class SyncRequester(_Sequenced):
-    """Blocking client for the CLI and tests: one request at a time, with a hard timeout."""
-
-    def __init__(self, endpoint: str, source: str, ctx: zmq.Context[Any] | None = None) -> None:
-        super().__init__(source)
-        self.ctx = ctx or zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        _setup(self.sock)
-        self.sock.connect(endpoint)
-        self._ids = itertools.count(1)
-
-    def request(self, op: str, args: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
-        op = str(op)
-        rid = next(self._ids)
-        deadline = time.monotonic() + timeout
-        try:
-            self.sock.send_multipart(self.frames(op, {"id": rid, "args": args or {}}), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            raise RequestTimeout(op, timeout) from None
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.sock.poll(int(left * 1000) + 1):
-                raise RequestTimeout(op, timeout)
-            msg = decode_counted(self.sock.recv_multipart())
-            if msg is not None and msg.data.get("id") == rid:
-                return _unwrap(msg.data)
-
-    def close(self) -> None:
-        self.sock.close(0)

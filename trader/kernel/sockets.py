@@ -87,3 +87,10 @@ def unlink_ipc(endpoint: str) -> None:
             os.unlink(endpoint.removeprefix("ipc://"))
         except FileNotFoundError:
             pass
+
+
+def _unwrap(reply: dict[str, Any]) -> Any:
+    if reply.get("ok"):
+        return reply.get("result")
+    err = reply.get("error") or {}
+    raise RequestError(str(err.get("kind", "error")), str(err.get("message", "unknown error")))
